@@ -1,0 +1,51 @@
+"""Sans-IO CSV export formatting (§4.3): rows, header and an RFC 6266 Content-Disposition."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterable
+from urllib.parse import quote
+
+from webmacs.storage.records import ExportRow
+from webmacs.validation import format_timestamp
+
+HEADER = ("timestamp", "event_name", "event_public_id", "value", "unit", "datapoint_public_id")
+
+
+def format_rows(rows: Iterable[ExportRow], header: bool = False) -> str:
+    """CRLF lines, minimal quoting, shortest round-trip floats (``repr``)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    if header:
+        writer.writerow(HEADER)
+    writer.writerows(
+        (format_timestamp(r.timestamp), r.event_name, r.event_public_id, repr(r.value), r.unit,
+         r.datapoint_public_id)
+        for r in rows
+    )
+    return buf.getvalue()
+
+
+def display_name(name: str) -> str:
+    out = []
+    for ch in name:
+        if ch in "/\\":
+            out.append("-")
+        elif ch.isspace():
+            out.append("_")
+        elif unicodedata.category(ch) in ("Cc",):
+            continue
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def content_disposition(name: str, public_id: str) -> str:
+    shown = display_name(name)
+    short = public_id[:8]
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", shown)
+    utf8 = quote(f"experiment_{shown}_{short}.csv", safe="")
+    return f"attachment; filename=\"experiment_{ascii_name}_{short}.csv\"; filename*=UTF-8''{utf8}"

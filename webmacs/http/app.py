@@ -1,0 +1,75 @@
+"""The application factory: a Quart-Trio app wired to an already-open :class:`Services`.
+
+The app owns no resources: the process (or a test) opens the services, runs the actor tree, and
+hands both to the app, which stays a thin layer of routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from webmacs.http import auth, datapoints, events, experiments, health, logging, users
+from webmacs.http.context import EXTENSION_KEY
+from webmacs.http.errors import install_error_handlers
+from webmacs.http.routing import PublicIdConverter
+from webmacs.services import Services
+
+CORS_MAX_AGE = "600"
+
+
+def create_app(svc: Services) -> QuartTrio:
+    app = QuartTrio("webmacs")
+    app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_body_bytes
+    app.config["BODY_TIMEOUT"] = 120
+    app.config["RESPONSE_TIMEOUT"] = 120
+    app.extensions[EXTENSION_KEY] = svc
+    app.url_map.converters["datapoint_id"] = PublicIdConverter
+    app.url_map.strict_slashes = True
+    for bp in (health.bp, auth.bp, users.bp, events.bp, experiments.bp, datapoints.bp,
+               logging.bp, logging.alias_bp):
+        app.register_blueprint(bp)
+    install_error_handlers(app)
+    install_cors(app, frozenset(svc.settings.cors_origins))
+    return app
+
+
+def install_cors(app: QuartTrio, origins: frozenset[str]) -> None:
+    """Credentials allowed, all methods and headers, for the configured origins only.
+    Preflights are answered before routing and never need a token."""
+
+    def allowed(origin: str | None) -> bool:
+        return origin is not None and (origin in origins or "*" in origins)
+
+    @app.before_request
+    async def _preflight() -> Any:
+        origin = request.headers.get("Origin")
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            response = Response("", status=204)
+            if allowed(origin):
+                assert origin is not None
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers["Access-Control-Allow-Credentials"] = "true"
+                response.headers["Access-Control-Allow-Methods"] = (
+                    "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+                )
+                response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+                    "Access-Control-Request-Headers", "*"
+                )
+                response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+                response.headers["Vary"] = "Origin"
+            return response
+        return None
+
+    @app.after_request
+    async def _cors_headers(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if allowed(origin) and "Access-Control-Allow-Origin" not in response.headers:
+            assert origin is not None
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Access-Control-Expose-Headers"] = "Content-Disposition"
+            response.headers.add("Vary", "Origin")
+        return response

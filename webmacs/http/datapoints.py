@@ -1,0 +1,135 @@
+"""``/api/v1/datapoints``: REST ingestion (single, batch, bulk), filtered pages, latest (§4.4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, request
+
+from webmacs.http.context import services
+from webmacs.http.errors import ApiError, not_found
+from webmacs.http.guards import current_user
+from webmacs.http.requests import json_body, pagination
+from webmacs.http.responses import datapoint_json, json_response, page_body, success
+from webmacs.http.routing import route
+from webmacs.readings import batch_too_large, parse_item, parse_items, rejection_json
+from webmacs.storage.records import DatapointFilter, NewReading, Rejection
+from webmacs.validation import FieldError, ValidationFailed, is_public_id, parse_timestamp, utcnow
+
+bp = Blueprint("datapoints", __name__, url_prefix="/api/v1/datapoints")
+
+
+def _rejection_error(r: Rejection, prefix: tuple[str | int, ...]) -> FieldError:
+    loc = (*prefix, r.field) if r.field else prefix
+    return FieldError(loc, r.detail, r.type, r.input)
+
+
+@route(bp, "", ["POST"])
+async def create_datapoint() -> Any:
+    await current_user()
+    parsed = parse_item(0, await json_body())
+    if isinstance(parsed, Rejection):
+        raise ValidationFailed([_rejection_error(parsed, ("body",))])
+    result = await services().repos.datapoints.ingest([parsed], utcnow())
+    if not result.stored:
+        raise ApiError(404, "Event not found.")
+    return success("Datapoint successfully created.", 201, public_id=result.stored[0].public_id)
+
+
+async def _create_batch() -> Any:
+    await current_user()
+    body = await json_body()
+    items = body.get("datapoints") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise ValidationFailed(
+            [FieldError(("body", "datapoints"), "Field 'datapoints' must be a list.", "list_type")]
+        )
+    limit = services().settings.max_batch
+    if len(items) > limit:
+        raise ApiError(413, batch_too_large(len(items), limit))
+    if not items:
+        return success("0 datapoints successfully created.", 201, accepted=0, rejected=[])
+    good: list[NewReading]
+    good, rejected = parse_items(items)
+    result = await services().repos.datapoints.ingest(good, utcnow())
+    rejected = sorted([*rejected, *result.rejected], key=lambda r: r.index)
+    if not result.stored:
+        raise ValidationFailed([_rejection_error(r, ("body", "datapoints", r.index)) for r in rejected])
+    n = len(result.stored)
+    return success(
+        f"{n} datapoints successfully created.", 201, accepted=n,
+        rejected=[rejection_json(r) for r in rejected],
+    )
+
+
+@route(bp, "/batch", ["POST"])
+async def create_batch() -> Any:
+    return await _create_batch()
+
+
+@route(bp, "/bulk", ["POST"])
+async def create_bulk() -> Any:
+    return await _create_batch()
+
+
+def _id_filter(canonical: str, alias: str) -> str | None:
+    a, b = request.args.get(canonical), request.args.get(alias)
+    if a is not None and b is not None and a != b:
+        raise ValidationFailed([FieldError(
+            ("query", alias), f"'{alias}' and '{canonical}' disagree; send one of them.",
+            "value_error", b,
+        )])
+    return a if a is not None else b
+
+
+def _time_filter(name: str) -> Any:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    value = parse_timestamp(raw)
+    if value is None:
+        raise ValidationFailed([FieldError(
+            ("query", name), "Input should be an ISO 8601 timestamp with a UTC offset.",
+            "datetime_parsing", raw,
+        )])
+    return value
+
+
+@route(bp, "", ["GET"])
+async def list_datapoints() -> Any:
+    await current_user()
+    number, size = pagination()
+    flt = DatapointFilter(
+        event_public_id=_id_filter("event_public_id", "event_id"),
+        experiment_public_id=_id_filter("experiment_public_id", "experiment_id"),
+        since=_time_filter("since"),
+        until=_time_filter("until"),
+    )
+    page = await services().repos.datapoints.list(flt, (number - 1) * size, size)
+    return json_response(page_body(page, number, size, datapoint_json))
+
+
+@route(bp, "/latest", ["GET"])
+async def latest() -> Any:
+    await current_user()
+    rows = await services().repos.datapoints.latest()
+    return json_response([datapoint_json(r) for r in rows])
+
+
+@route(bp, "/<datapoint_id:public_id>", ["GET"])
+async def get_datapoint(public_id: str) -> Any:
+    await current_user()
+    repo = services().repos.datapoints
+    record = await repo.get(public_id) if is_public_id(public_id) else None
+    if record is None:
+        raise not_found("Datapoint", public_id)
+    return json_response(datapoint_json(record))
+
+
+@route(bp, "/<datapoint_id:public_id>", ["DELETE"])
+async def delete_datapoint(public_id: str) -> Any:
+    await current_user()
+    repo = services().repos.datapoints
+    if not is_public_id(public_id) or not await repo.delete(public_id):
+        raise not_found("Datapoint", public_id)
+    return success("Datapoint successfully deleted.")

@@ -1,0 +1,109 @@
+"""``/api/v1/experiments``: create = start, idempotent stop, streamed CSV export (§4.3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from quart import Blueprint, Response
+
+from webmacs.csv_export import content_disposition, format_rows
+from webmacs.http.context import services
+from webmacs.http.errors import not_found
+from webmacs.http.guards import current_user
+from webmacs.http.requests import json_body, pagination
+from webmacs.http.responses import experiment_json, json_response, page_body, success
+from webmacs.http.routing import route
+from webmacs.storage.sql.experiments import SqlExperimentRepository
+from webmacs.validation import Fields, is_public_id
+
+bp = Blueprint("experiments", __name__, url_prefix="/api/v1/experiments")
+EXPORT_CHUNK_ROWS = 5000
+
+
+@route(bp, "", ["GET"])
+async def list_experiments() -> Any:
+    await current_user()
+    number, size = pagination()
+    page = await services().repos.experiments.list((number - 1) * size, size)
+    return json_response(page_body(page, number, size, experiment_json))
+
+
+@route(bp, "", ["POST"])
+async def create_experiment() -> Any:
+    user = await current_user()
+    fields = Fields(await json_body())
+    name = fields.string("name", min_len=1, max_len=255)
+    fields.check()
+    assert name is not None
+    record = await services().repos.experiments.create(name, user.public_id)
+    return success("Experiment successfully created.", 201, public_id=record.public_id)
+
+
+@route(bp, "/<public_id>", ["GET"])
+async def get_experiment(public_id: str) -> Any:
+    await current_user()
+    repo = services().repos.experiments
+    record = await repo.get(public_id) if is_public_id(public_id) else None
+    if record is None:
+        raise not_found("Experiment", public_id)
+    return json_response(experiment_json(record))
+
+
+@route(bp, "/<public_id>", ["PUT"])
+async def rename_experiment(public_id: str) -> Any:
+    await current_user()
+    fields = Fields(await json_body())
+    name = fields.string("name", required=False, min_len=1, max_len=255)
+    fields.check()
+    repo = services().repos.experiments
+    if not is_public_id(public_id) or not await repo.rename(public_id, name):
+        raise not_found("Experiment", public_id)
+    return success("Experiment successfully updated.")
+
+
+@route(bp, "/<public_id>/stop", ["PUT"])
+async def stop_experiment(public_id: str) -> Any:
+    await current_user()
+    repo = services().repos.experiments
+    if not is_public_id(public_id) or await repo.stop(public_id) is None:
+        raise not_found("Experiment", public_id)
+    return success("Experiment successfully stopped.")
+
+
+@route(bp, "/<public_id>", ["DELETE"])
+async def delete_experiment(public_id: str) -> Any:
+    await current_user()
+    repo = services().repos.experiments
+    if not is_public_id(public_id) or not await repo.delete(public_id):
+        raise not_found("Experiment", public_id)
+    return success("Experiment successfully deleted.")
+
+
+async def _csv_stream(repo: SqlExperimentRepository, public_id: str) -> AsyncIterator[bytes]:
+    yield format_rows((), header=True).encode("utf-8")
+    after = None
+    while True:
+        rows = await repo.export_chunk(public_id, after, EXPORT_CHUNK_ROWS)
+        if not rows:
+            return
+        yield format_rows(rows).encode("utf-8")
+        after = (rows[-1].timestamp, rows[-1].row_id)
+        if len(rows) < EXPORT_CHUNK_ROWS:
+            return
+
+
+@route(bp, "/<public_id>/export/csv", ["GET"])
+async def export_csv(public_id: str) -> Any:
+    await current_user()
+    repo = services().repos.experiments
+    record = await repo.get(public_id) if is_public_id(public_id) else None
+    if record is None:
+        raise not_found("Experiment", public_id)
+    response = Response(
+        _csv_stream(repo, public_id),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": content_disposition(record.name, record.public_id)},
+    )
+    response.timeout = None  # a large export may legitimately take longer than RESPONSE_TIMEOUT
+    return response

@@ -1,0 +1,85 @@
+"""``/api/v1/users``: admin-managed accounts, self-service on one's own profile (§4.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint
+
+from webmacs.http.context import services
+from webmacs.http.errors import ApiError, not_found
+from webmacs.http.guards import ADMIN_REQUIRED, current_admin, current_user
+from webmacs.http.requests import json_body, pagination
+from webmacs.http.responses import json_response, page_body, success, user_json
+from webmacs.http.routing import route
+from webmacs.storage.records import UserChanges
+from webmacs.validation import Fields, is_public_id
+
+bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
+
+
+@route(bp, "", ["GET"])
+async def list_users() -> Any:
+    await current_admin()
+    number, size = pagination()
+    page = await services().repos.users.list((number - 1) * size, size)
+    return json_response(page_body(page, number, size, user_json))
+
+
+@route(bp, "", ["POST"])
+async def create_user() -> Any:
+    await current_admin()
+    fields = Fields(await json_body())
+    email = fields.email("email")
+    username = fields.string("username", min_len=2, max_len=50)
+    password = fields.password("password")
+    admin = fields.boolean("admin", required=False)
+    fields.check()
+    assert email is not None and username is not None and password is not None
+    svc = services()
+    record = await svc.repos.users.create(
+        email, username, await svc.passwords.hash(password), bool(admin)
+    )
+    return success("User successfully created.", 201, public_id=record.public_id)
+
+
+@route(bp, "/<public_id>", ["GET"])
+async def get_user(public_id: str) -> Any:
+    caller = await current_user()
+    if not caller.admin and caller.public_id != public_id:
+        raise ApiError(403, ADMIN_REQUIRED)  # authorisation before existence: no enumeration
+    user = await services().repos.users.get(public_id) if is_public_id(public_id) else None
+    if user is None:
+        raise not_found("User", public_id)
+    return json_response(user_json(user))
+
+
+@route(bp, "/<public_id>", ["PUT"])
+async def update_user(public_id: str) -> Any:
+    caller = await current_user()
+    if not caller.admin and caller.public_id != public_id:
+        raise ApiError(403, ADMIN_REQUIRED)
+    fields = Fields(await json_body())
+    email = fields.email("email", required=False)
+    username = fields.string("username", required=False, min_len=2, max_len=50)
+    password = fields.password("password", required=False)
+    admin = fields.boolean("admin", required=False)
+    fields.check()
+    if admin is not None and not caller.admin and admin != caller.admin:
+        raise ApiError(403, ADMIN_REQUIRED)
+    svc = services()
+    changes = UserChanges(
+        email=email, username=username, admin=admin,
+        password_hash=None if password is None else await svc.passwords.hash(password),
+    )
+    if not is_public_id(public_id) or not await svc.repos.users.update(public_id, changes):
+        raise not_found("User", public_id)
+    return success("User successfully updated.")
+
+
+@route(bp, "/<public_id>", ["DELETE"])
+async def delete_user(public_id: str) -> Any:
+    await current_admin()
+    if not is_public_id(public_id) or not await services().repos.users.delete(public_id):
+        raise not_found("User", public_id)
+    return success("User successfully deleted.")

@@ -1,0 +1,54 @@
+"""The long-lived things a running webmacs owns, opened and closed in one place."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+
+from webmacs.security import PasswordHasher, TokenCodec
+from webmacs.settings import Settings
+from webmacs.storage.backends import Repositories, build_repositories, prepare
+from webmacs.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Services:
+    settings: Settings
+    db: Database
+    repos: Repositories
+    passwords: PasswordHasher
+    tokens: TokenCodec
+    started_at: float
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Open the database, create the schema, seed the admin; dispose of the engine at the end."""
+    db = Database(settings.sqlalchemy_url, settings.db_pool_size)
+    try:
+        await prepare(db, settings.storage_backend)
+        repos = build_repositories(db)
+        passwords = PasswordHasher(settings.bcrypt_rounds)
+        seeded = await repos.users.seed_admin(
+            settings.initial_admin_email,
+            settings.initial_admin_username,
+            await passwords.hash(settings.initial_admin_password),
+        )
+        if seeded:
+            log.info("seeded admin user %s", settings.initial_admin_email)
+        yield Services(
+            settings=settings,
+            db=db,
+            repos=repos,
+            passwords=passwords,
+            tokens=TokenCodec(settings.secret_key, settings.access_token_expire_minutes),
+            started_at=time.time(),
+        )
+    finally:
+        db.dispose()

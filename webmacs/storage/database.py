@@ -1,0 +1,157 @@
+"""The sync SQLAlchemy engine, run from Trio in worker threads behind a CapacityLimiter.
+
+Neither SQLAlchemy's asyncio layer nor psycopg's async API runs under Trio, so every database
+call is a plain function executed by :meth:`Database.read` or :meth:`Database.write` in a thread.
+The limiter is sized to the connection pool, so a burst of requests queues in Trio (cheaply,
+cancellably) instead of blocking threads on the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, TypeVar
+
+import sqlalchemy as sa
+import trio
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool, QueuePool
+
+from webmacs.storage.tables import metadata
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Dialect = Literal["sqlite", "postgresql"]
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+POOL_TIMEOUT_S = 10.0
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or stayed busy past its timeout (rendered as a 503)."""
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa.exc.TimeoutError):  # pool exhausted past its timeout
+        return True
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
+def create_engine(url: str, pool_size: int) -> Engine:
+    """An engine with the settings webmacs relies on for each dialect."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            poolclass=QueuePool if ":memory:" not in url and url.rstrip("/") != "sqlite+pysqlite:"
+            else NullPool,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=POOL_TIMEOUT_S,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=POOL_TIMEOUT_S,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL for concurrent readers, FULL sync so a commit is on disk before we answer, real FKs,
+    and explicit BEGINs so writers take the write lock up front instead of failing to upgrade."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("webmacs_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """Owns the engine and the limiter; repositories hand it plain functions of a Connection."""
+
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        self.url = url
+        self.engine = create_engine(url, pool_size)
+        self.dialect: Dialect = "sqlite" if self.engine.dialect.name == "sqlite" else "postgresql"
+        self.limiter = trio.CapacityLimiter(pool_size)
+        # SQLite allows one writer at a time: queue writers in Trio rather than in busy-waits.
+        self._write_lock = trio.Lock() if self.dialect == "sqlite" else None
+
+    # -- sync helpers (run inside worker threads)
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            if _is_unavailable(exc):
+                log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
+
+    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        with self._translate(), self.engine.connect() as conn, conn.begin():
+            return fn(conn)
+
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+        with (
+            self._translate(),
+            self.engine.connect().execution_options(webmacs_write=True) as conn,
+            conn.begin(),
+        ):
+            return fn(conn)
+
+    # -- async entry points (Trio side)
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await trio.to_thread.run_sync(self.read_sync, fn, limiter=self.limiter)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        if self._write_lock is None:
+            return await trio.to_thread.run_sync(self.write_sync, fn, limiter=self.limiter)
+        async with self._write_lock:
+            return await trio.to_thread.run_sync(self.write_sync, fn, limiter=self.limiter)
+
+    def create_schema_sync(self) -> None:
+        with self._translate():
+            metadata.create_all(self.engine)
+
+    async def create_schema(self) -> None:
+        await trio.to_thread.run_sync(self.create_schema_sync, limiter=self.limiter)
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """A trivial query with a short timeout, for /health."""
+
+        def probe(conn: Connection) -> None:
+            conn.execute(sa.text("SELECT 1"))
+
+        with trio.move_on_after(timeout):
+            try:
+                await trio.to_thread.run_sync(
+                    self.read_sync, probe, limiter=self.limiter, abandon_on_cancel=True
+                )
+                return True
+            except (DatabaseUnavailable, sa.exc.SQLAlchemyError):
+                return False
+        return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()

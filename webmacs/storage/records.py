@@ -1,0 +1,139 @@
+"""Plain, frozen records that cross the storage boundary (no SQLAlchemy rows leak out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import attrs
+
+T = TypeVar("T")
+
+EVENT_TYPES = ("sensor", "actuator", "range", "cmd_button", "cmd_opened", "cmd_closed")
+LOGGING_TYPES = ("info", "warning", "error")
+STATUS_TYPES = ("read", "unread")
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+
+
+@attrs.frozen
+class UserRecord:
+    public_id: str
+    email: str
+    username: str
+    admin: bool
+    registered_on: datetime
+    password_hash: str
+    tokens_valid_after: datetime | None
+
+
+@attrs.frozen
+class EventRecord:
+    public_id: str
+    name: str
+    min_value: float
+    max_value: float
+    unit: str
+    type: str
+    user_public_id: str | None
+
+
+@attrs.frozen
+class ExperimentRecord:
+    public_id: str
+    name: str
+    started_on: datetime
+    stopped_on: datetime | None
+    user_public_id: str | None
+
+
+@attrs.frozen
+class DatapointRecord:
+    public_id: str
+    value: float
+    timestamp: datetime
+    event_public_id: str
+    experiment_public_id: str | None
+
+
+@attrs.frozen
+class LogEntryRecord:
+    public_id: str
+    content: str
+    logging_type: str
+    status_type: str
+    user_public_id: str | None
+    created_on: datetime
+
+
+@attrs.frozen
+class ExportRow:
+    """One CSV line's worth of data, plus the key that orders the export."""
+
+    timestamp: datetime
+    event_name: str
+    event_public_id: str
+    value: float
+    unit: str
+    datapoint_public_id: str
+    row_id: int
+
+
+@attrs.frozen
+class DatapointFilter:
+    event_public_id: str | None = None
+    experiment_public_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+# -- write inputs
+
+
+@attrs.frozen
+class UserChanges:
+    email: str | None = None
+    username: str | None = None
+    password_hash: str | None = None
+    admin: bool | None = None
+
+
+@attrs.frozen
+class EventFields:
+    name: str | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    unit: str | None = None
+    type: str | None = None
+
+
+@attrs.frozen
+class NewReading:
+    """A validated reading waiting to be stored: its event is known only by public id."""
+
+    index: int
+    value: float
+    event_public_id: str
+    timestamp: datetime | None
+
+
+@attrs.frozen
+class Rejection:
+    """A batch item that was not written, with the reason the client sees."""
+
+    index: int
+    event_public_id: str | None
+    detail: str
+    field: str = "event_public_id"
+    type: str = "event_not_found"
+    input: object = None
+
+
+@attrs.frozen
+class IngestResult:
+    stored: list[DatapointRecord]
+    rejected: list[Rejection]

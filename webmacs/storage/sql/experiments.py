@@ -1,0 +1,135 @@
+"""Experiments: create = start, at most one running, idempotent stop, streamed export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from webmacs.storage.protocols import Conflict
+from webmacs.storage.records import ExperimentRecord, ExportRow, Page
+from webmacs.storage.sql.common import SqlRepository, creator_id, fetch_page
+from webmacs.storage.tables import datapoints, events, experiments, users
+from webmacs.validation import new_public_id, utcnow
+
+EXPERIMENT_EXISTS = "Experiment already exists."
+_SELECT = sa.select(
+    experiments.c.public_id, experiments.c.name, experiments.c.started_on,
+    experiments.c.stopped_on, users.c.public_id,
+).select_from(experiments.outerjoin(users, users.c.id == experiments.c.user_id))
+
+
+def _experiment(row: Row[Any]) -> ExperimentRecord:
+    return ExperimentRecord(*row)
+
+
+def still_running(name: str) -> str:
+    return f"Experiment '{name}' is still running; stop it first."
+
+
+def _name_taken(conn: Connection, name: str, except_id: str | None = None) -> bool:
+    query = sa.select(experiments.c.id).where(experiments.c.name == name)
+    if except_id is not None:
+        query = query.where(experiments.c.public_id != except_id)
+    return conn.execute(query.limit(1)).first() is not None
+
+
+class SqlExperimentRepository(SqlRepository):
+    async def list(self, offset: int, limit: int) -> Page[ExperimentRecord]:
+        query = _SELECT.order_by(experiments.c.started_on.desc(), experiments.c.id.desc())
+        count = sa.select(sa.func.count()).select_from(experiments)
+        return await self.db.read(lambda c: fetch_page(c, query, count, offset, limit, _experiment))
+
+    async def get(self, public_id: str) -> ExperimentRecord | None:
+        query = _SELECT.where(experiments.c.public_id == public_id)
+        row = await self.db.read(lambda c: c.execute(query).first())
+        return None if row is None else _experiment(row)
+
+    async def running(self) -> ExperimentRecord | None:
+        query = _SELECT.where(experiments.c.stopped_on.is_(None))
+        row = await self.db.read(lambda c: c.execute(query).first())
+        return None if row is None else _experiment(row)
+
+    async def create(self, name: str, user_public_id: str | None) -> ExperimentRecord:
+        def run(conn: Connection) -> ExperimentRecord:
+            if _name_taken(conn, name):
+                raise Conflict(EXPERIMENT_EXISTS)
+            running = conn.execute(
+                sa.select(experiments.c.name).where(experiments.c.stopped_on.is_(None))
+            ).first()
+            if running is not None:
+                raise Conflict(still_running(running.name))
+            record = ExperimentRecord(new_public_id(), name, utcnow(), None, user_public_id)
+            conn.execute(
+                experiments.insert().values(
+                    public_id=record.public_id, name=name, started_on=record.started_on,
+                    stopped_on=None, user_id=creator_id(user_public_id),
+                )
+            )
+            return record
+
+        return await self.write_retrying(run)
+
+    async def rename(self, public_id: str, name: str | None) -> bool:
+        def run(conn: Connection) -> bool:
+            where = experiments.c.public_id == public_id
+            if conn.execute(sa.select(experiments.c.id).where(where)).first() is None:
+                return False
+            if name is not None:
+                if _name_taken(conn, name, public_id):
+                    raise Conflict(EXPERIMENT_EXISTS)
+                conn.execute(experiments.update().where(where).values(name=name))
+            return True
+
+        return await self.write_retrying(run)
+
+    async def stop(self, public_id: str) -> ExperimentRecord | None:
+        """Set ``stopped_on`` once; later calls keep the first value (idempotent)."""
+
+        def run(conn: Connection) -> ExperimentRecord | None:
+            conn.execute(
+                experiments.update()
+                .where(experiments.c.public_id == public_id, experiments.c.stopped_on.is_(None))
+                .values(stopped_on=utcnow())
+            )
+            row = conn.execute(_SELECT.where(experiments.c.public_id == public_id)).first()
+            return None if row is None else _experiment(row)
+
+        return await self.db.write(run)
+
+    async def delete(self, public_id: str) -> bool:
+        # ON DELETE CASCADE removes the experiment's datapoints within the same statement.
+        def run(conn: Connection) -> bool:
+            stmt = experiments.delete().where(experiments.c.public_id == public_id)
+            return conn.execute(stmt).rowcount > 0
+
+        return await self.db.write(run)
+
+    async def export_chunk(
+        self, public_id: str, after: tuple[datetime, int] | None, limit: int
+    ) -> list[ExportRow]:
+        """The next ``limit`` rows in (timestamp, insertion) order after the keyset ``after``.
+
+        Keyset pages keep memory constant and never repeat a row, whatever is inserted meanwhile.
+        """
+        exp_id = sa.select(experiments.c.id).where(experiments.c.public_id == public_id).scalar_subquery()
+        query = (
+            sa.select(
+                datapoints.c.timestamp, events.c.name, events.c.public_id, datapoints.c.value,
+                events.c.unit, datapoints.c.public_id, datapoints.c.id,
+            )
+            .select_from(datapoints.join(events, events.c.id == datapoints.c.event_id))
+            .where(datapoints.c.experiment_id == exp_id)
+            .order_by(datapoints.c.timestamp, datapoints.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(
+                sa.tuple_(datapoints.c.timestamp, datapoints.c.id) > sa.tuple_(
+                    sa.literal(after[0], datapoints.c.timestamp.type), sa.literal(after[1])
+                )
+            )
+        rows = await self.db.read(lambda c: c.execute(query).all())
+        return [ExportRow(*r) for r in rows]

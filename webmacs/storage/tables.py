@@ -1,0 +1,153 @@
+"""The schema, in SQLAlchemy Core, identical on SQLite and PostgreSQL.
+
+Internal integer ids are the keys and the tie-breakers of every ordering; the public UUIDs are
+what clients see. Foreign keys carry the cascade rules so a delete is one set-based statement.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time type, so it stores integer microseconds
+    since the epoch: exact, compact, and ordered the same way as the instants themselves.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        if dialect.name == "sqlite":
+            return to_micros(value)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return from_micros(int(value))
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+
+
+def to_micros(value: datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+PublicId = sa.Uuid(as_uuid=False)
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("public_id", PublicId, nullable=False, unique=True),
+    sa.Column("email", sa.String(255), nullable=False, unique=True),
+    sa.Column("username", sa.String(50), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(100), nullable=False),
+    sa.Column("admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("registered_on", UTCDateTime, nullable=False),
+    # Tokens issued before this instant are revoked (password change, §3.3).
+    sa.Column("tokens_valid_after", UTCDateTime, nullable=True),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("public_id", PublicId, nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("min_value", sa.Float(53), nullable=False),
+    sa.Column("max_value", sa.Float(53), nullable=False),
+    sa.Column("unit", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("user_id", BigId, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_on", UTCDateTime, nullable=False),
+    sa.Index("ix_events_created", "created_on", "id"),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("public_id", PublicId, nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("started_on", UTCDateTime, nullable=False),
+    sa.Column("stopped_on", UTCDateTime, nullable=True),
+    sa.Column("user_id", BigId, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Index("ix_experiments_started", "started_on", "id"),
+    # At most one running experiment, enforced by the database under any concurrency.
+    sa.Index(
+        "uq_experiments_one_running",
+        sa.text("(stopped_on IS NULL)"),
+        unique=True,
+        sqlite_where=sa.text("stopped_on IS NULL"),
+        postgresql_where=sa.text("stopped_on IS NULL"),
+    ),
+)
+
+datapoints = sa.Table(
+    "datapoints",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("public_id", PublicId, nullable=False, unique=True),
+    sa.Column("value", sa.Float(53), nullable=False),
+    sa.Column("timestamp", UTCDateTime, nullable=False),
+    sa.Column(
+        "event_id", BigId, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "experiment_id", BigId, sa.ForeignKey("experiments.id", ondelete="CASCADE"), nullable=True
+    ),
+    sa.Index("ix_datapoints_event_ts", "event_id", "timestamp", "id"),
+    sa.Index("ix_datapoints_experiment_ts", "experiment_id", "timestamp", "id"),
+    sa.Index("ix_datapoints_ts", "timestamp", "id"),
+)
+
+log_entries = sa.Table(
+    "log_entries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("public_id", PublicId, nullable=False, unique=True),
+    sa.Column("content", sa.String(500), nullable=False),
+    sa.Column("logging_type", sa.String(10), nullable=False),
+    sa.Column("status_type", sa.String(10), nullable=False),
+    sa.Column("user_id", BigId, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_on", UTCDateTime, nullable=False),
+    sa.Index("ix_log_entries_created", "created_on", "id"),
+)
+
+revoked_tokens = sa.Table(
+    "revoked_tokens",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+ALL_TABLES = (revoked_tokens, log_entries, datapoints, experiments, events, users)
