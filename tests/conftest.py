@@ -170,3 +170,74 @@ async def create_experiment(client: Any, headers: dict[str, str], name: str | No
     assert resp.status_code == 201, await resp.get_data(as_text=True)
     public_id: str = (await resp.get_json())["public_id"]
     return public_id
+
+
+# ---------------------------------------------------------------- a real server process
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """``python -m webmacs serve`` in a subprocess, on a free port, with its output captured."""
+
+    def __init__(self, database_url: str, workdir: Path, **env: str) -> None:
+        import subprocess
+        import sys
+        import time
+
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "server.log"
+        full_env = {
+            **os.environ, "DATABASE_URL": database_url, "BCRYPT_ROUNDS": "4",
+            "INITIAL_ADMIN_EMAIL": ADMIN_EMAIL, "INITIAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PORT": str(self.port), "HOST": "127.0.0.1", **env,
+        }
+        full_env.pop("SECRET_KEY", None)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "webmacs", "serve"], cwd=workdir, env=full_env,
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.output()}")
+            if "webmacs listening on" in self.output():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int | None = None) -> int:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(database_url, tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -24,8 +24,8 @@ from conftest import (
     login,
     make_settings,
 )
-from webmacs.http.app import create_app
 
+from webmacs.http.app import create_app
 from webmacs.services import open_services
 
 H = dict[str, str]
@@ -35,6 +35,8 @@ TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$")
 MALFORMED = {"detail": [{"loc": ["body"], "msg": "Malformed JSON body.", "type": "json_invalid"}]}
 RESPONSE_KEYS = {"public_id", "value", "timestamp", "event_public_id", "experiment_public_id"}
 JSON_CT = {"Content-Type": "application/json"}
+UNKNOWN = "3f2a9c1d-5b7e-4c1a-9d2e-8a6b4c0f1e23"  # a well-formed UUID4 that is never issued
+UNKNOWN2 = "9b1e4f2a-0c3d-4e5f-8a7b-6c5d4e3f2a1b"
 PLUS2 = timezone(timedelta(hours=2))
 
 
@@ -140,8 +142,8 @@ async def small_client(database_url: str, tmp_path: Path) -> AsyncIterator[Any]:
         ("POST", f"{DP}/batch"),
         ("POST", f"{DP}/bulk"),
         ("GET", f"{DP}/latest"),
-        ("GET", f"{DP}/{uuid.uuid4()}"),
-        ("DELETE", f"{DP}/{uuid.uuid4()}"),
+        ("GET", f"{DP}/{UNKNOWN}"),
+        ("DELETE", f"{DP}/{UNKNOWN}"),
     ],
 )
 async def test_requires_token(client: Any, method: str, path: str) -> None:
@@ -283,7 +285,7 @@ async def test_other_content_type_is_415(client: Any, admin_headers: H, event_id
     assert await total(client, admin_headers) == 0
 
 
-@pytest.mark.parametrize("unknown", [str(uuid.uuid4()), "not-a-uuid", "Temperature Reactor"])
+@pytest.mark.parametrize("unknown", [UNKNOWN, "not-a-uuid", "Temperature Reactor"])
 async def test_unknown_event_is_404(client: Any, admin_headers: H, unknown: str) -> None:
     resp = await client.post(DP, json={"value": 1, "event_public_id": unknown}, headers=admin_headers)
     assert resp.status_code == 404
@@ -680,8 +682,7 @@ async def test_list_filter_by_event_and_alias(client: Any, admin_headers: H) -> 
 async def test_list_alias_conflict_is_422(client: Any, admin_headers: H) -> None:
     e1 = await create_event(client, admin_headers)
     e2 = await create_event(client, admin_headers)
-    x1 = str(uuid.uuid4())
-    x2 = str(uuid.uuid4())
+    x1, x2 = UNKNOWN, UNKNOWN2
     for query in (
         f"event_public_id={e1}&event_id={e2}",
         f"experiment_public_id={x1}&experiment_id={x2}",
@@ -695,10 +696,10 @@ async def test_list_alias_conflict_is_422(client: Any, admin_headers: H) -> None
 @pytest.mark.parametrize(
     "query",
     [
-        f"event_public_id={uuid.uuid4()}",
-        f"event_id={uuid.uuid4()}",
+        f"event_public_id={UNKNOWN}",
+        f"event_id={UNKNOWN}",
         "event_public_id=not-a-uuid",
-        f"experiment_public_id={uuid.uuid4()}",
+        f"experiment_public_id={UNKNOWN}",
         "experiment_id=nope",
     ],
 )
@@ -887,7 +888,7 @@ async def test_get_single_and_trailing_slash(client: Any, admin_headers: H, even
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
-@pytest.mark.parametrize("unknown", [str(uuid.uuid4()), "not-a-uuid", "12345", "series-x"])
+@pytest.mark.parametrize("unknown", [UNKNOWN, UNKNOWN.upper(), "not-a-uuid", "12345", "series-x"])
 async def test_unknown_datapoint_is_404(
     client: Any, admin_headers: H, method: str, unknown: str
 ) -> None:
@@ -1002,3 +1003,138 @@ async def test_stamping_uses_measurement_time(client: Any, admin_headers: H, eve
     assert resp.status_code == 201
     page = await list_dp(client, admin_headers, f"experiment_id={exp1}&page_size=100")
     assert page["total"] == 5
+
+
+async def test_stamping_running_experiment_is_open_ended(
+    client: Any, admin_headers: H, event_id: str
+) -> None:
+    exp = await create_experiment(client, admin_headers)
+    started = parse_ts((await get_experiment(client, admin_headers, exp))["started_on"])
+    later = (started + timedelta(hours=1)).isoformat(timespec="microseconds")
+    earlier = (started - timedelta(hours=1)).isoformat(timespec="microseconds")
+    items = [
+        {"value": 1, "event_public_id": event_id, "timestamp": later},
+        {"value": 2, "event_public_id": event_id, "timestamp": earlier},
+    ]
+    resp = await client.post(f"{DP}/batch", json={"datapoints": items}, headers=admin_headers)
+    assert resp.status_code == 201
+    page = await list_dp(client, admin_headers)
+    stamped = {row["value"]: row["experiment_public_id"] for row in page["data"]}
+    assert stamped == {1.0: exp, 2.0: None}
+
+
+# ---------------------------------------------------------------- edges: limits, odd input, cascades
+
+
+async def test_full_batch_with_timestamps_fits_the_body_limit(
+    client: Any, admin_headers: H, event_id: str
+) -> None:
+    """§2.2: the body limit MUST fit a full MAX_BATCH (10000) batch with timestamps."""
+    items = [
+        {"value": f"{i}.123456789", "event_public_id": event_id,
+         "timestamp": f"2026-02-10T20:{i // 3600 % 60:02d}:{i % 60:02d}.123456+02:00"}
+        for i in range(10000)
+    ]
+    resp = await client.post(f"{DP}/batch", json={"datapoints": items}, headers=admin_headers)
+    assert resp.status_code == 201, (await resp.get_data(as_text=True))[:500]
+    data = await body(resp)
+    assert data["accepted"] == 10000
+    assert data["message"] == "10000 datapoints successfully created."
+    assert await total(client, admin_headers) == 10000
+
+
+async def test_body_over_server_limit_is_413(client: Any, admin_headers: H, event_id: str) -> None:
+    filler = "x" * (32 * 1024 * 1024)
+    raw = json.dumps({"datapoints": [{"value": 1, "event_public_id": event_id, "note": filler}]}).encode()
+    resp = await post_raw(client, f"{DP}/batch", raw, admin_headers)
+    assert resp.status_code == 413
+    assert (await body(resp)) == {"detail": "Request body too large."}
+    assert await total(client, admin_headers) == 0
+
+
+@pytest.mark.parametrize(
+    "extreme",
+    [
+        "9999-12-31T23:59:59-05:00",
+        "0001-01-01T00:00:00+01:00",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "2026-02-10T20:44:08+23:59",
+    ],
+)
+async def test_extreme_timestamps_never_500(
+    client: Any, admin_headers: H, event_id: str, extreme: str
+) -> None:
+    resp = await client.post(
+        DP, json={"value": 1, "event_public_id": event_id, "timestamp": extreme}, headers=admin_headers
+    )
+    assert resp.status_code in (201, 422), await resp.get_data(as_text=True)
+    if resp.status_code == 201:
+        got = await get_dp(client, admin_headers, (await body(resp))["public_id"])
+        assert TS_RE.match(got["timestamp"])
+    resp = await client.get(DP, query_string={"since": extreme}, headers=admin_headers)
+    assert resp.status_code in (200, 422)
+
+
+@pytest.mark.parametrize(
+    "bad", ["2026-02-10T20:44:08+24:00", "2026-02-10T20:44:08+25:00", "2026-02-10T20:44:08+2"]
+)
+async def test_impossible_offsets_rejected(client: Any, admin_headers: H, event_id: str, bad: str) -> None:
+    resp = await client.post(
+        DP, json={"value": 1, "event_public_id": event_id, "timestamp": bad}, headers=admin_headers
+    )
+    assert resp.status_code == 422
+    assert locs_mention(assert_422(await body(resp)), "timestamp")
+
+
+@pytest.mark.parametrize(
+    ("path", "template", "allowed"),
+    [
+        (DP, b'{"value": 1, "event_public_id": "\\ud800"}', (400, 404, 422)),
+        (DP, b'{"value": "\\ud800", "event_public_id": "EID"}', (400, 422)),
+        (f"{DP}/batch", b'{"datapoints": [{"value": 1, "event_public_id": "\\ud800"}]}', (400, 422)),
+        (
+            f"{DP}/batch",
+            b'{"datapoints": [{"value": 1, "event_public_id": "\\ud800"}, '
+            b'{"value": 2, "event_public_id": "EID"}]}',
+            (201, 400, 422),
+        ),
+    ],
+    ids=["single-event", "single-value", "batch-all-bad", "batch-mixed"],
+)
+async def test_lone_surrogate_in_body_is_not_500(
+    client: Any, admin_headers: H, event_id: str, path: str, template: bytes, allowed: tuple[int, ...]
+) -> None:
+    """JSON allows the escape "\\ud800", but it is no valid text: a client mistake, never a 500 (§1)."""
+    raw = template.replace(b"EID", event_id.encode())
+    resp = await post_raw(client, path, raw, admin_headers)
+    assert resp.status_code in allowed, (resp.status_code, await resp.get_data(as_text=True))
+
+
+async def test_invalid_utf8_in_query_is_not_500(client: Any, admin_headers: H) -> None:
+    for query in ("event_id=%ED%A0%80", "since=%FF%FE"):
+        resp = await client.get(f"{DP}?{query}", headers=admin_headers)
+        assert resp.status_code in (200, 400, 422), query
+
+
+async def test_deleting_event_or_experiment_removes_its_datapoints(client: Any, admin_headers: H) -> None:
+    e1 = await create_event(client, admin_headers)
+    e2 = await create_event(client, admin_headers)
+    d1 = await post_dp(client, admin_headers, e1, 1)
+    d2 = await post_dp(client, admin_headers, e2, 2)
+    resp = await client.delete(f"/api/v1/events/{e1}", headers=admin_headers)
+    assert resp.status_code == 200
+    assert (await client.get(f"{DP}/{d1}", headers=admin_headers)).status_code == 404
+    rows = await body(await client.get(f"{DP}/latest", headers=admin_headers))
+    assert [row["public_id"] for row in rows] == [d2]
+
+    exp = await create_experiment(client, admin_headers)
+    d3 = await post_dp(client, admin_headers, e2, 3, timestamp=ts(-3600))  # before the experiment
+    d4 = await post_dp(client, admin_headers, e2, 4)  # in the experiment
+    resp = await client.delete(f"/api/v1/experiments/{exp}", headers=admin_headers)
+    assert resp.status_code == 200
+    assert (await client.get(f"{DP}/{d4}", headers=admin_headers)).status_code == 404
+    page = await list_dp(client, admin_headers)
+    assert {row["public_id"] for row in page["data"]} == {d2, d3}
+    rows = await body(await client.get(f"{DP}/latest", headers=admin_headers))
+    assert [row["public_id"] for row in rows] == [d2]

@@ -19,6 +19,7 @@ LOGS = "/api/v1/logs"
 BASES = [LOGGING, LOGS]
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$")
 KEYS = {"public_id", "content", "logging_type", "status_type", "user_public_id", "created_on"}
+UNKNOWN = "3f2a9c1d-5b7e-4c1a-9d2e-8a6b4c0f1e23"  # a well-formed UUID4 that is never issued
 MALFORMED = {"detail": [{"loc": ["body"], "msg": "Malformed JSON body.", "type": "json_invalid"}]}
 
 
@@ -377,7 +378,7 @@ async def test_delete(client: Any, admin_headers: H, base: str) -> None:
 
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-@pytest.mark.parametrize("unknown", [str(uuid.uuid4()), "not-a-uuid", "42"])
+@pytest.mark.parametrize("unknown", [UNKNOWN, UNKNOWN.upper(), "not-a-uuid", "42"])
 async def test_unknown_entry_is_404(
     client: Any, admin_headers: H, base: str, method: str, unknown: str
 ) -> None:
@@ -392,7 +393,7 @@ async def test_unknown_entry_is_404(
 
 async def test_put_unknown_with_invalid_body(client: Any, admin_headers: H) -> None:
     """An unknown id is 404 or 422 depending on check order; never 500 and never 2xx."""
-    resp = await client.put(f"{LOGGING}/{uuid.uuid4()}", json={"status_type": "nope"}, headers=admin_headers)
+    resp = await client.put(f"{LOGGING}/{UNKNOWN}", json={"status_type": "nope"}, headers=admin_headers)
     assert resp.status_code in (404, 422)
 
 
@@ -401,3 +402,18 @@ async def test_wrong_method_is_405(client: Any, admin_headers: H) -> None:
     assert resp.status_code == 405
     assert (await body(resp)) == {"detail": "Method Not Allowed"}
     assert resp.headers.get("Allow")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+async def test_lone_surrogate_content_is_not_500(client: Any, admin_headers: H, method: str) -> None:
+    """JSON allows the escape "\\ud800", but it is no valid text: a client mistake, never a 500 (§1)."""
+    raw = b'{"content": "bad \\ud800 text"}'
+    headers = {**admin_headers, "Content-Type": "application/json"}
+    if method == "POST":
+        resp = await client.post(LOGGING, data=raw, headers=headers)
+        assert resp.status_code in (201, 400, 422), (resp.status_code, await resp.get_data(as_text=True))
+    else:
+        public_id = await create_log(client, admin_headers, "fine")
+        resp = await client.put(f"{LOGGING}/{public_id}", data=raw, headers=headers)
+        assert resp.status_code in (200, 400, 422), (resp.status_code, await resp.get_data(as_text=True))
+        assert (await get_log(client, admin_headers, public_id))["content"] == "fine"

@@ -46,6 +46,9 @@ def display_name(name: str) -> str:
 def content_disposition(name: str, public_id: str) -> str:
     shown = display_name(name)
     short = public_id[:8]
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", shown)
+    # The contract's example (`Run "A" €` -> `Run__A___`) drops what has no ASCII form; accents
+    # are kept as their base letter (NFKD) so "Ünïcödé" stays readable as "Unicode".
+    folded = unicodedata.normalize("NFKD", shown).encode("ascii", "ignore").decode("ascii")
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", folded)
     utf8 = quote(f"experiment_{shown}_{short}.csv", safe="")
     return f"attachment; filename=\"experiment_{ascii_name}_{short}.csv\"; filename*=UTF-8''{utf8}"

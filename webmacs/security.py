@@ -98,7 +98,7 @@ class TokenCodec:
         except jwt.PyJWTError:
             return None
         sub, jti, iat, exp = (payload.get(k) for k in REQUIRED_CLAIMS)
-        if not isinstance(sub, str) or not isinstance(jti, str) or not sub or not jti:
+        if not isinstance(sub, str) or not isinstance(jti, str) or not sub or not 0 < len(jti) <= 64:
             return None
         if isinstance(iat, bool) or not isinstance(iat, int | float):
             return None

@@ -181,6 +181,9 @@ class Fields:
         if not isinstance(value, str):
             self.error(name, "Input should be a valid string.", "string_type", value)
             return None
+        if "\x00" in value:
+            self.error(name, "String must not contain NUL characters.", "string_nul", value)
+            return None
         if len(value) < min_len:
             self.error(
                 name, f"String should have at least {min_len} character{'s' * (min_len != 1)}.",

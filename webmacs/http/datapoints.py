@@ -105,7 +105,7 @@ async def list_datapoints() -> Any:
         since=_time_filter("since"),
         until=_time_filter("until"),
     )
-    page = await services().repos.datapoints.list(flt, (number - 1) * size, size)
+    page = await services().repos.datapoints.page(flt, (number - 1) * size, size)
     return json_response(page_body(page, number, size, datapoint_json))
 
 

@@ -35,7 +35,7 @@ def read_event_fields(body: Any, required: bool) -> EventFields:
 async def list_events() -> Any:
     await current_user()
     number, size = pagination()
-    page = await services().repos.events.list((number - 1) * size, size)
+    page = await services().repos.events.page((number - 1) * size, size)
     return json_response(page_body(page, number, size, event_json))
 
 

@@ -25,7 +25,7 @@ EXPORT_CHUNK_ROWS = 5000
 async def list_experiments() -> Any:
     await current_user()
     number, size = pagination()
-    page = await services().repos.experiments.list((number - 1) * size, size)
+    page = await services().repos.experiments.page((number - 1) * size, size)
     return json_response(page_body(page, number, size, experiment_json))
 
 

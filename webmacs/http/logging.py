@@ -23,7 +23,7 @@ def make_blueprint(name: str, prefix: str) -> Blueprint:
     async def list_entries() -> Any:
         await current_user()
         number, size = pagination()
-        page = await services().repos.logs.list((number - 1) * size, size)
+        page = await services().repos.logs.page((number - 1) * size, size)
         return json_response(page_body(page, number, size, log_entry_json))
 
     @route(bp, "", ["POST"])

@@ -29,9 +29,11 @@ def parse_json(raw: bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        value = json.loads(raw, parse_constant=_reject_constant)
+        orjson.dumps(value)  # lone surrogates ("\ud800") are no text: refuse them here
+    except (ValueError, RecursionError, TypeError, orjson.JSONEncodeError):
         raise ValidationFailed([MALFORMED]) from None
+    return value
 
 
 def is_json_type(content_type: str | None) -> bool:

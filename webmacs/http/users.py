@@ -22,7 +22,7 @@ bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
 async def list_users() -> Any:
     await current_admin()
     number, size = pagination()
-    page = await services().repos.users.list((number - 1) * size, size)
+    page = await services().repos.users.page((number - 1) * size, size)
     return json_response(page_body(page, number, size, user_json))
 
 

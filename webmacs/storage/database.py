@@ -104,7 +104,7 @@ class Database:
             yield
         except sa.exc.SQLAlchemyError as exc:
             if _is_unavailable(exc):
-                log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+                log.warning("database unavailable: %s", str(exc).splitlines()[0])
                 raise DatabaseUnavailable(str(exc)) from exc
             raise
 

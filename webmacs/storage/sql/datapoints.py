@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from webmacs.stamping import Interval, Stamper
 from webmacs.storage.records import (
@@ -33,7 +33,7 @@ _SELECT = sa.select(
 ).select_from(_FROM)
 
 
-def _datapoint(row: Row[Any]) -> DatapointRecord:
+def _datapoint(row: Any) -> DatapointRecord:
     return DatapointRecord(*row)
 
 
@@ -64,7 +64,7 @@ def _where(flt: DatapointFilter) -> list[Any] | None:
 
 
 class SqlDatapointRepository(SqlRepository):
-    async def list(self, flt: DatapointFilter, offset: int, limit: int) -> Page[DatapointRecord]:
+    async def page(self, flt: DatapointFilter, offset: int, limit: int) -> Page[DatapointRecord]:
         conds = _where(flt)
         if conds is None:
             return Page([], 0)

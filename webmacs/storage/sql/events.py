@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from webmacs.storage.protocols import Conflict, InvalidRange
 from webmacs.storage.records import EventFields, EventRecord, Page
@@ -20,7 +20,7 @@ _SELECT = sa.select(
 ).select_from(events.outerjoin(users, users.c.id == events.c.user_id))
 
 
-def _event(row: Row[Any]) -> EventRecord:
+def _event(row: Any) -> EventRecord:
     return EventRecord(*row)
 
 
@@ -32,7 +32,7 @@ def _name_taken(conn: Connection, name: str, except_id: str | None = None) -> bo
 
 
 class SqlEventRepository(SqlRepository):
-    async def list(self, offset: int, limit: int) -> Page[EventRecord]:
+    async def page(self, offset: int, limit: int) -> Page[EventRecord]:
         query = _SELECT.order_by(events.c.created_on, events.c.id)
         count = sa.select(sa.func.count()).select_from(events)
         return await self.db.read(lambda c: fetch_page(c, query, count, offset, limit, _event))

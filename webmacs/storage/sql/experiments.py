@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import ExperimentRecord, ExportRow, Page
@@ -21,7 +21,7 @@ _SELECT = sa.select(
 ).select_from(experiments.outerjoin(users, users.c.id == experiments.c.user_id))
 
 
-def _experiment(row: Row[Any]) -> ExperimentRecord:
+def _experiment(row: Any) -> ExperimentRecord:
     return ExperimentRecord(*row)
 
 
@@ -37,7 +37,7 @@ def _name_taken(conn: Connection, name: str, except_id: str | None = None) -> bo
 
 
 class SqlExperimentRepository(SqlRepository):
-    async def list(self, offset: int, limit: int) -> Page[ExperimentRecord]:
+    async def page(self, offset: int, limit: int) -> Page[ExperimentRecord]:
         query = _SELECT.order_by(experiments.c.started_on.desc(), experiments.c.id.desc())
         count = sa.select(sa.func.count()).select_from(experiments)
         return await self.db.read(lambda c: fetch_page(c, query, count, offset, limit, _experiment))
@@ -54,11 +54,14 @@ class SqlExperimentRepository(SqlRepository):
 
     async def create(self, name: str, user_public_id: str | None) -> ExperimentRecord:
         def run(conn: Connection) -> ExperimentRecord:
-            if _name_taken(conn, name):
-                raise Conflict(EXPERIMENT_EXISTS)
+            # Running first, name second: under READ COMMITTED each statement sees a newer
+            # snapshot, so a rival that is running by the first check is named by the second,
+            # and the name conflict wins when both apply (§4.3).
             running = conn.execute(
                 sa.select(experiments.c.name).where(experiments.c.stopped_on.is_(None))
             ).first()
+            if _name_taken(conn, name):
+                raise Conflict(EXPERIMENT_EXISTS)
             if running is not None:
                 raise Conflict(still_running(running.name))
             record = ExperimentRecord(new_public_id(), name, utcnow(), None, user_public_id)

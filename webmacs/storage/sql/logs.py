@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from webmacs.storage.records import LogEntryRecord, Page
 from webmacs.storage.sql.common import SqlRepository, creator_id, fetch_page
@@ -18,12 +18,12 @@ _SELECT = sa.select(
 ).select_from(log_entries.outerjoin(users, users.c.id == log_entries.c.user_id))
 
 
-def _entry(row: Row[Any]) -> LogEntryRecord:
+def _entry(row: Any) -> LogEntryRecord:
     return LogEntryRecord(*row)
 
 
 class SqlLogRepository(SqlRepository):
-    async def list(self, offset: int, limit: int) -> Page[LogEntryRecord]:
+    async def page(self, offset: int, limit: int) -> Page[LogEntryRecord]:
         query = _SELECT.order_by(log_entries.c.created_on.desc(), log_entries.c.id.desc())
         count = sa.select(sa.func.count()).select_from(log_entries)
         return await self.db.read(lambda c: fetch_page(c, query, count, offset, limit, _entry))

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import Page, UserChanges, UserRecord
@@ -22,7 +22,7 @@ _COLUMNS = (
 USER_EXISTS = "User already exists."
 
 
-def _user(row: Row[Any]) -> UserRecord:
+def _user(row: Any) -> UserRecord:
     return UserRecord(*row)
 
 
@@ -60,7 +60,7 @@ class SqlUserRepository(SqlRepository):
         except sa.exc.IntegrityError:
             return False  # another worker seeded at the same moment
 
-    async def list(self, offset: int, limit: int) -> Page[UserRecord]:
+    async def page(self, offset: int, limit: int) -> Page[UserRecord]:
         query = sa.select(*_COLUMNS).order_by(users.c.registered_on, users.c.id)
         count = sa.select(sa.func.count()).select_from(users)
         return await self.db.read(lambda c: fetch_page(c, query, count, offset, limit, _user))

@@ -1,0 +1,3 @@
+from webmacs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""The ``webmacs`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import trio
+
+from webmacs import __version__
+from webmacs.settings import SettingsError, load_settings
+from webmacs.storage.backends import StorageError
+from webmacs.storage.database import DatabaseUnavailable
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="webmacs", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"webmacs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server (SQLite file webmacs.db by default)")
+    serve.add_argument("--host", help="bind address (env HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="bind port (env PORT, default 8000)")
+    serve.add_argument("--database-url", help="sqlite:///file or postgresql://… (env DATABASE_URL)")
+    serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    overrides = {}
+    if args.host:
+        overrides["HOST"] = args.host
+    if args.port is not None:
+        overrides["PORT"] = str(args.port)
+    if args.database_url:
+        overrides["DATABASE_URL"] = args.database_url
+    try:
+        settings = load_settings(overrides=overrides)
+    except SettingsError as exc:
+        print(f"webmacs: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from webmacs.server import serve
+
+    try:
+        trio.run(lambda: serve(settings, access_log=not args.no_access_log))
+    except StorageError as exc:
+        print(f"webmacs: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:
+        print(f"webmacs: cannot reach the database: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"webmacs: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
