@@ -340,6 +340,8 @@ def _responses() -> dict[str, Schema]:
 
 
 def _parameters() -> dict[str, Schema]:
+    """Parameters by key, inlined into the operations (simple clients need not resolve them)."""
+
     def query(name: str, schema: Schema, description: str, **extra: Any) -> Schema:
         return {"name": name, "in": "query", "required": False, "schema": schema,
                 "description": description, **extra}
@@ -367,6 +369,7 @@ def _parameters() -> dict[str, Schema]:
 ERROR_RESPONSES = {"401": "Unauthorized", "403": "Forbidden", "404": "NotFound", "405": "MethodNotAllowed",
                    "409": "Conflict", "413": "PayloadTooLarge", "415": "UnsupportedMediaType",
                    "422": "ValidationFailed", "503": "ServiceUnavailable"}
+PARAMETERS = _parameters()
 PAGING = ("Page", "PageSize")
 ID = ("PublicId",)
 
@@ -386,7 +389,7 @@ def op(op_id: str, tag: str, summary: str, responses: dict[str, Schema], *, erro
     if description:
         operation["description"] = description
     if params:
-        operation["parameters"] = [ref(p, "parameters") for p in params]
+        operation["parameters"] = [PARAMETERS[p] for p in params]
     if body:
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(body)}}}
     operation["responses"] = dict(sorted(merged.items()))
@@ -588,7 +591,6 @@ def openapi_document(version: str) -> dict[str, Any]:
         "components": {
             "schemas": _schemas(),
             "responses": _responses(),
-            "parameters": _parameters(),
             "securitySchemes": {"bearerAuth": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                 "description": "The `access_token` from `POST /api/v1/auth/login`."}},
