@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from webmacs.actors.tree import ActorTree, open_actor_tree
 from webmacs.http.app import create_app
 from webmacs.services import Services, open_services
 from webmacs.settings import Settings, load_settings
@@ -90,6 +92,13 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: str) -> Settin
     return load_settings(env, workdir=tmp_path, persist_secret=False)
 
 
+@asynccontextmanager
+async def open_app(settings: Settings) -> AsyncIterator[Any]:
+    """A complete app (services and actor tree) for tests that need their own settings."""
+    async with open_services(settings) as svc, open_actor_tree(svc) as actors:
+        yield create_app(svc, actors)
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return make_settings(database_url, tmp_path)
@@ -102,8 +111,14 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 
 @pytest.fixture
-def app(services: Services) -> Any:
-    return create_app(services)
+async def tree(services: Services) -> AsyncIterator[ActorTree]:
+    async with open_actor_tree(services) as actors:
+        yield actors
+
+
+@pytest.fixture
+def app(services: Services, tree: ActorTree) -> Any:
+    return create_app(services, tree)
 
 
 @pytest.fixture

@@ -12,10 +12,8 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, bearer, create_user, login, make_settings
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, bearer, create_user, login, make_settings, open_app
 
-from webmacs.http.app import create_app
-from webmacs.services import open_services
 from webmacs.settings import Settings
 
 LOGIN = "/api/v1/auth/login"
@@ -154,8 +152,8 @@ async def test_login_jti_unique_per_login(client: Any, settings: Settings) -> No
 
 async def test_token_lifetime_follows_setting(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path, ACCESS_TOKEN_EXPIRE_MINUTES="5")
-    async with open_services(settings) as svc:
-        client = create_app(svc).test_client()
+    async with open_app(settings) as app:
+        client = app.test_client()
         token = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     claims = jwt.decode(token, settings.secret_key, algorithms=["HS256"])
     assert abs(claims["exp"] - claims["iat"] - 300) < 2
@@ -298,8 +296,8 @@ async def test_login_mixed_case_domain_user(client: Any, admin_headers: dict[str
 
 async def test_seeded_admin_with_dotless_domain(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path, INITIAL_ADMIN_EMAIL="Root@LocalHost")
-    async with open_services(settings) as svc:
-        client = create_app(svc).test_client()
+    async with open_app(settings) as app:
+        client = app.test_client()
         token = await login(client, "Root@localhost", ADMIN_PASSWORD)
         me = await client.get(ME, headers=bearer(token))
         body = await me.get_json()
@@ -517,11 +515,11 @@ async def test_deleted_user_token(client: Any, admin_headers: dict[str, str]) ->
 
 async def test_secret_key_change_invalidates_tokens(database_url: str, tmp_path: Path) -> None:
     first = make_settings(database_url, tmp_path)
-    async with open_services(first) as svc:
-        token = await login(create_app(svc).test_client(), ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with open_app(first) as app:
+        token = await login(app.test_client(), ADMIN_EMAIL, ADMIN_PASSWORD)
     second = make_settings(database_url, tmp_path, SECRET_KEY=OTHER_KEY)
-    async with open_services(second) as svc:
-        client = create_app(svc).test_client()
+    async with open_app(second) as app:
+        client = app.test_client()
         await expect_401(await client.get(ME, headers=bearer(token)), INVALID_TOKEN)
         fresh = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
         assert (await client.get(ME, headers=bearer(fresh))).status_code == 200

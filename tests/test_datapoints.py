@@ -23,10 +23,8 @@ from conftest import (
     create_user,
     login,
     make_settings,
+    open_app,
 )
-
-from webmacs.http.app import create_app
-from webmacs.services import open_services
 
 H = dict[str, str]
 DP = "/api/v1/datapoints"
@@ -127,8 +125,8 @@ async def event_id(client: Any, admin_headers: H) -> str:
 async def small_client(database_url: str, tmp_path: Path) -> AsyncIterator[Any]:
     """A second app on the same kind of database with MAX_BATCH=5."""
     settings = make_settings(database_url, tmp_path, MAX_BATCH="5")
-    async with open_services(settings) as svc:
-        yield create_app(svc).test_client()
+    async with open_app(settings) as app:
+        yield app.test_client()
 
 
 # ---------------------------------------------------------------- authentication

@@ -19,10 +19,8 @@ from conftest import (
     create_user,
     login,
     make_settings,
+    open_app,
 )
-
-from webmacs.http.app import create_app
-from webmacs.services import open_services
 
 API = "/api/v1"
 ALLOWED_ORIGIN = "http://localhost:5173"
@@ -645,8 +643,8 @@ async def test_disallowed_origin_gets_no_acao(
 @pytest.fixture
 async def custom_cors_client(database_url: str, tmp_path: Path) -> AsyncIterator[Any]:
     settings = make_settings(database_url, tmp_path, CORS_ORIGINS='["https://lab.example.org"]')
-    async with open_services(settings) as services:
-        yield create_app(services).test_client()
+    async with open_app(settings) as app:
+        yield app.test_client()
 
 
 async def test_cors_origins_setting_is_effective(custom_cors_client: Any) -> None:

@@ -2,15 +2,22 @@
 
 Each call is made the way the client makes it (headers, paths with or without trailing slashes, bodies) and
 checked for exactly what the client reads from the answer.
+
+The full controller run and the frontend session are replayed twice: through the in-process Quart test client
+and against a real ``webmacs serve`` process over a socket (``live_server``), both on SQLite and PostgreSQL.
+Both transports go through the small ``V2Http`` adapter below, so each replay is written once.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, NamedTuple, Protocol
 
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+import httpx
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
 
 API = "/api/v1"
 
@@ -44,12 +51,113 @@ def is_utc_timestamp(value: Any) -> bool:
     return isinstance(value, str) and value.endswith("+00:00") and "T" in value
 
 
+# ==================================================================== transports
+
+
+class Reply(NamedTuple):
+    """One answer, the same whatever the transport: status, headers (lower-cased names), raw body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def mimetype(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip()
+
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def json(self) -> Any:
+        assert self.mimetype == "application/json", (self.status, self.headers.get("content-type"), self.body)
+        return json.loads(self.body)
+
+
+def encode_json(body: Any) -> bytes:
+    """What httpx's ``json=`` and axios' ``JSON.stringify`` put on the wire: compact UTF-8."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+class V2Http(Protocol):
+    name: str
+    calls: list[tuple[str, str, int]]
+
+    async def request(
+        self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Reply: ...
+
+
+def no_redirect(method: str, path: str, status: int) -> None:
+    # Both v2 clients follow redirects, but they must never need to.
+    assert not 300 <= status < 400, f"{method} {path} answered {status}: a v2 client would be redirected"
+
+
+class InProcessHttp:
+    """The Quart test client: no socket, the app called in-process."""
+
+    name = "test_client"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[tuple[str, str, int]] = []
+
+    async def request(
+        self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Reply:
+        data = None if json is None else encode_json(json)
+        resp = await self.client.open(path, method=method, headers=dict(headers or {}), data=data,
+                                      query_string=params)
+        body = await resp.get_data()
+        reply = Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+        self.calls.append((method, path, reply.status))
+        no_redirect(method, path, reply.status)
+        return reply
+
+
+class SocketHttp:
+    """A real ``webmacs serve`` process over TCP through httpx (what the v2 controller itself uses),
+    following redirects like both v2 clients do; any redirect on the way fails the replay."""
+
+    name = "socket"
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.calls: list[tuple[str, str, int]] = []
+
+    async def request(
+        self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Reply:
+        content = None if json is None else encode_json(json)
+        resp = await self.http.request(method, path, content=content, headers=headers, params=params)
+        for hop in resp.history:
+            no_redirect(method, path, hop.status_code)
+        reply = Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content)
+        self.calls.append((method, path, reply.status))
+        no_redirect(method, path, reply.status)
+        return reply
+
+
+@asynccontextmanager
+async def over_socket(server: LiveServer) -> AsyncIterator[SocketHttp]:
+    async with httpx.AsyncClient(base_url=server.base_url, follow_redirects=True, timeout=30) as http:
+        yield SocketHttp(http)
+    output = server.output()
+    assert "Traceback" not in output, output
+
+
+def as_v2_http(client: Any) -> V2Http:
+    return client if isinstance(client, InProcessHttp | SocketHttp) else InProcessHttp(client)
+
+
 class V2Controller:
     """The v2 controller's API client: JSON Content-Type and Bearer on every call, ``.json()`` on every 2xx,
     ``raise_for_status`` on anything else (a failure here is a failure of the replay)."""
 
     def __init__(self, client: Any) -> None:
-        self.client = client
+        self.http = as_v2_http(client)  # a V2Http adapter, or a bare Quart test client
         self.token: str | None = None
         self.calls: list[tuple[str, str, int]] = []
 
@@ -61,22 +169,18 @@ class V2Controller:
         return headers
 
     async def login(self, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> None:
-        resp = await self.client.post(f"{API}/auth/login", json={"email": email, "password": password})
-        assert resp.status_code == 200, await resp.get_data(as_text=True)
-        self.token = (await self._json(resp))["access_token"]
+        credentials = {"email": email, "password": password}
+        reply = await self.http.request("POST", f"{API}/auth/login", json=credentials,
+                                        headers={"Content-Type": "application/json"})
+        assert reply.status == 200, reply.body
+        self.token = reply.json()["access_token"]
         assert isinstance(self.token, str) and self.token
 
     async def request(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        data = None if body is None else json.dumps(body)
-        resp = await self.client.open(f"{API}{path}", method=method, headers=self.headers, data=data)
-        self.calls.append((method, path, resp.status_code))
-        assert resp.status_code == expect, (method, path, resp.status_code, await resp.get_data(as_text=True))
-        return await self._json(resp)
-
-    @staticmethod
-    async def _json(resp: Any) -> Any:
-        assert resp.mimetype == "application/json", resp.content_type
-        return json.loads(await resp.get_data(as_text=True))
+        reply = await self.http.request(method, f"{API}{path}", json=body, headers=self.headers)
+        self.calls.append((method, path, reply.status))
+        assert reply.status == expect, (method, path, reply.status, reply.body)
+        return reply.json()
 
     async def get(self, path: str) -> Any:
         return await self.request("GET", path)
@@ -143,8 +247,8 @@ def sensor_values(sensors: list[dict[str, Any]], cycle: int) -> list[dict[str, A
 # ==================================================================== §7.1 controller
 
 
-async def test_v2_controller_full_run(client: Any, admin_headers: dict[str, str]) -> None:
-    ctl = V2Controller(client)
+async def replay_v2_controller_full_run(http: V2Http) -> None:
+    ctl = V2Controller(http)
 
     # 1. Login: only access_token is read.
     await ctl.login()
@@ -196,23 +300,39 @@ async def test_v2_controller_full_run(client: Any, admin_headers: dict[str, str]
     await ctl.post_log("Controller shutting down", "warning")
 
     # Every call succeeded (no 3xx anywhere: the controller follows them, but it must not need to).
+    assert len(ctl.calls) == 1 + 1 + 9 + 5 + 1 + 1 + 3 * (1 + 1 + 3 + 4) + 1  # login not counted
     assert all(200 <= status < 300 for _, _, status in ctl.calls)
 
     # What a v2 browser then sees.
-    logs = await (await client.get(f"{API}/logging?page=1&page_size=50", headers=admin_headers)).get_json()
+    credentials = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    token = (await read(await http.request("POST", f"{API}/auth/login", json=credentials,
+                                           headers=browser(json_body=True))))["access_token"]
+
+    def get(path: str, **params: Any) -> Any:
+        return http.request("GET", f"{API}{path}", params=params or None, headers=browser(token))
+
+    logs = await read(await get("/logging/?page=1&page_size=50"))
     assert logs["total"] == 7
     assert [(e["content"], e["logging_type"]) for e in logs["data"]] == [
         ("Controller shutting down", "warning"),
         ("Controller started – sensor polling active", "info"),
         *[(c, "info") for c in reversed(DEMO_LOGS)],
     ]
-    dps = await (await client.get(f"{API}/datapoints?page=1&page_size=50", headers=admin_headers)).get_json()
+    dps = await read(await get("/datapoints?page=1&page_size=50"))
     assert dps["total"] == 3 * 7 + 3 * 2
-    valve_rows = await (await client.get(
-        f"{API}/datapoints?event_public_id={valve['public_id']}&page_size=10", headers=admin_headers
-    )).get_json()
+    valve_rows = await read(await get("/datapoints", event_public_id=valve["public_id"], page_size=10))
     assert [r["value"] for r in valve_rows["data"]] == [0.0, 1.0] * 3
     assert all(is_number(r["value"]) for r in valve_rows["data"])
+    assert all(200 <= status < 300 for _, _, status in http.calls)
+
+
+async def test_v2_controller_full_run(client: Any) -> None:
+    await replay_v2_controller_full_run(InProcessHttp(client))
+
+
+async def test_v2_controller_full_run_over_socket(live_server: LiveServer) -> None:
+    async with over_socket(live_server) as http:
+        await replay_v2_controller_full_run(http)
 
 
 async def test_v2_controller_restart_skips_seeding_and_runs_rule_cycle(
@@ -328,6 +448,10 @@ def browser(token: str | None = None, json_body: bool = False) -> dict[str, str]
 
 
 async def read(resp: Any, status: int = 200) -> Any:
+    """The JSON of a ``Reply`` or of a bare Quart test-client response, after checking its status."""
+    if isinstance(resp, Reply):
+        assert resp.status == status, (resp.status, resp.body)
+        return resp.json()
     assert resp.status_code == status, await resp.get_data(as_text=True)
     assert resp.mimetype == "application/json"
     return json.loads(await resp.get_data(as_text=True))
@@ -342,100 +466,99 @@ def check_user(user: dict[str, Any]) -> None:
     assert "password" not in json.dumps(user).lower()
 
 
-async def test_v2_frontend_session(client: Any) -> None:
+async def replay_v2_frontend_session(http: V2Http) -> None:
+    def get(path: str, token: str) -> Any:
+        return http.request("GET", f"{API}{path}", headers=browser(token))
+
+    def send(method: str, path: str, body: Any, token: str | None) -> Any:
+        return http.request(method, f"{API}{path}", json=body, headers=browser(token, json_body=True))
+
     # Login form.
-    body = await read(await client.post(f"{API}/auth/login", data=json.dumps(
-        {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}), headers=browser(json_body=True)))
+    credentials = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    body = await read(await send("POST", "/auth/login", credentials, None))
     token = body["access_token"]
     assert body["username"] == "admin"
 
-    me = await read(await client.get(f"{API}/auth/me", headers=browser(token)))
+    me = await read(await get("/auth/me", token))
     check_user(me)
     assert me["username"] == "admin" and me["admin"] is True and me["email"] == ADMIN_EMAIL
 
     # Events view (trailing slashes).
-    page = await read(await client.get(f"{API}/events/?page=1&page_size=50", headers=browser(token)))
+    page = await read(await get("/events/?page=1&page_size=50", token))
     assert page["data"] == [] and page["total"] == 0
-    created = await read(await client.post(f"{API}/events/", data=json.dumps(
-        {"name": "Pump", "min_value": 0, "max_value": 1, "unit": "on/off", "type": "actuator"}),
-        headers=browser(token, json_body=True)), 201)
+    created = await read(await send("POST", "/events/", {
+        "name": "Pump", "min_value": 0, "max_value": 1, "unit": "on/off", "type": "actuator"}, token), 201)
     assert created["status"] == "success" and created["message"] == "Event successfully created."
     pump = created["public_id"]
-    slider = await read(await client.post(f"{API}/events/", data=json.dumps(
-        {"name": "Fan speed", "min_value": 0, "max_value": 100, "unit": "%", "type": "range"}),
-        headers=browser(token, json_body=True)), 201)
-    page = await read(await client.get(f"{API}/events/?page=1&page_size=50", headers=browser(token)))
+    slider = await read(await send("POST", "/events/", {
+        "name": "Fan speed", "min_value": 0, "max_value": 100, "unit": "%", "type": "range"}, token), 201)
+    page = await read(await get("/events/?page=1&page_size=50", token))
     assert page["total"] == 2
     assert [e["name"] for e in page["data"]] == ["Pump", "Fan speed"]
 
     # A duplicate shows a string toast.
-    dup = await read(await client.post(f"{API}/events/", data=json.dumps(
-        {"name": "Pump", "min_value": 0, "max_value": 1, "unit": "x", "type": "actuator"}),
-        headers=browser(token, json_body=True)), 409)
+    dup = await read(await send("POST", "/events/", {
+        "name": "Pump", "min_value": 0, "max_value": 1, "unit": "x", "type": "actuator"}, token), 409)
     assert dup == {"detail": "Event already exists."}
 
     # Logs view and users view.
-    logs = await read(await client.get(f"{API}/logging/?page=1&page_size=50", headers=browser(token)))
+    logs = await read(await get("/logging/?page=1&page_size=50", token))
     assert logs["data"] == [] and logs["total"] == 0
-    users = await read(await client.get(f"{API}/users/", headers=browser(token)))
+    users = await read(await get("/users/", token))
     assert users["total"] == 1
     check_user(users["data"][0])
     assert users["data"][0]["public_id"] == me["public_id"]
 
     # Experiments view: create = start; the running one is on page 1 with stopped_on null.
-    exps = await read(await client.get(f"{API}/experiments?page=1&page_size=50", headers=browser(token)))
+    exps = await read(await get("/experiments?page=1&page_size=50", token))
     assert exps["data"] == [] and exps["total"] == 0
-    old = await read(await client.post(f"{API}/experiments", data=json.dumps({"name": "Run 1"}),
-                                       headers=browser(token, json_body=True)), 201)
-    await read(await client.put(f"{API}/experiments/{old['public_id']}/stop", headers=browser(token)))
-    exp = await read(await client.post(f"{API}/experiments", data=json.dumps({"name": "Run 2"}),
-                                       headers=browser(token, json_body=True)), 201)
+    old = await read(await send("POST", "/experiments", {"name": "Run 1"}, token), 201)
+    await read(await http.request("PUT", f"{API}/experiments/{old['public_id']}/stop",
+                                  headers=browser(token)))
+    exp = await read(await send("POST", "/experiments", {"name": "Run 2"}, token), 201)
     assert exp["message"] == "Experiment successfully created."
-    exps = await read(await client.get(f"{API}/experiments?page=1&page_size=50", headers=browser(token)))
+    exps = await read(await get("/experiments?page=1&page_size=50", token))
     assert exps["total"] == 2
     assert exps["data"][0]["public_id"] == exp["public_id"]
     assert exps["data"][0]["stopped_on"] is None
     assert exps["data"][1]["stopped_on"] is not None
 
     # Datapoints view.
-    dps = await read(await client.get(f"{API}/datapoints?page=1&page_size=50", headers=browser(token)))
+    dps = await read(await get("/datapoints?page=1&page_size=50", token))
     assert dps["data"] == [] and dps["total"] == 0
 
     # Toggle the pump on, then read /latest immediately: "on" means value is exactly 1.
     for value in (1, 0, 1):
-        resp = await client.post(f"{API}/datapoints", data=json.dumps(
-            {"event_public_id": pump, "value": value}), headers=browser(token, json_body=True))
+        resp = await send("POST", "/datapoints", {"event_public_id": pump, "value": value}, token)
         assert (await read(resp, 201))["message"] == "Datapoint successfully created."
-        latest = await read(await client.get(f"{API}/datapoints/latest", headers=browser(token)))
+        latest = await read(await get("/datapoints/latest", token))
         rows = [r for r in latest if r["event_public_id"] == pump]
         assert len(rows) == 1
         assert is_number(rows[0]["value"]) and rows[0]["value"] == value
         assert rows[0]["experiment_public_id"] == exp["public_id"]
     # Slider float.
-    resp = await client.post(f"{API}/datapoints", data=json.dumps(
-        {"event_public_id": slider["public_id"], "value": 42.5}), headers=browser(token, json_body=True))
+    resp = await send("POST", "/datapoints", {"event_public_id": slider["public_id"], "value": 42.5}, token)
     await read(resp, 201)
-    latest = await read(await client.get(f"{API}/datapoints/latest", headers=browser(token)))
+    latest = await read(await get("/datapoints/latest", token))
     assert {r["event_public_id"]: r["value"] for r in latest} == {pump: 1, slider["public_id"]: 42.5}
 
-    dps = await read(await client.get(f"{API}/datapoints?page=1&page_size=50", headers=browser(token)))
+    dps = await read(await get("/datapoints?page=1&page_size=50", token))
     assert dps["total"] == 4
     assert [r["value"] for r in dps["data"]] == [42.5, 1, 0, 1]
 
     # Stop: PUT with no body at all.
-    resp = await client.put(f"{API}/experiments/{exp['public_id']}/stop", headers=browser(token))
+    resp = await http.request("PUT", f"{API}/experiments/{exp['public_id']}/stop", headers=browser(token))
     stopped = await read(resp)
     assert stopped == {"status": "success", "message": "Experiment successfully stopped."}
-    exps = await read(await client.get(f"{API}/experiments?page=1&page_size=50", headers=browser(token)))
+    exps = await read(await get("/experiments?page=1&page_size=50", token))
     assert all(e["stopped_on"] is not None for e in exps["data"])
 
     # CSV export through fetch() with a Bearer header.
-    resp = await client.get(f"{API}/experiments/{exp['public_id']}/export/csv",
-                            headers={"Authorization": f"Bearer {token}"})
-    assert resp.status_code == 200
+    resp = await http.request("GET", f"{API}/experiments/{exp['public_id']}/export/csv",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 200
     assert resp.mimetype == "text/csv"
-    text = await resp.get_data(as_text=True)
-    lines = text.split("\r\n")
+    lines = resp.text().split("\r\n")
     assert lines[0] == CSV_HEADER
     rows = [line for line in lines[1:] if line]
     assert len(rows) == 4
@@ -443,11 +566,20 @@ async def test_v2_frontend_session(client: Any) -> None:
     assert [r.split(",")[3] for r in rows] == ["1.0", "0.0", "1.0", "42.5"]
 
     # Logout; any later 401 logs the user out client-side.
-    out = await read(await client.post(f"{API}/auth/logout", headers=browser(token)))
+    out = await read(await http.request("POST", f"{API}/auth/logout", headers=browser(token)))
     assert out == {"status": "success", "message": "Successfully logged out."}
-    resp = await client.get(f"{API}/auth/me", headers=browser(token))
-    assert resp.status_code == 401
-    assert isinstance((await resp.get_json())["detail"], str)
+    resp = await get("/auth/me", token)
+    assert resp.status == 401
+    assert isinstance(resp.json()["detail"], str)
+
+
+async def test_v2_frontend_session(client: Any) -> None:
+    await replay_v2_frontend_session(InProcessHttp(client))
+
+
+async def test_v2_frontend_session_over_socket(live_server: LiveServer) -> None:
+    async with over_socket(live_server) as http:
+        await replay_v2_frontend_session(http)
 
 
 async def test_v2_frontend_polling_fallback_reads_latest(client: Any, admin_token: str) -> None:

@@ -12,14 +12,16 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.logging import Logger as HyperLogger
 from hypercorn.trio import serve as hypercorn_serve
 
-from webmacs.actors.supervisor import Supervisor
+from webmacs.actors.tree import ActorTree, open_actor_tree
+from webmacs.http import ws_activity
 from webmacs.http.app import create_app
-from webmacs.services import open_services
+from webmacs.services import Services, open_services
 from webmacs.settings import Settings, startup_warnings
 
 log = logging.getLogger("webmacs")
@@ -43,7 +45,8 @@ class RedactingLogger(HyperLogger):
 
 
 def hypercorn_config(settings: Settings, access_log: bool) -> HyperConfig:
-    config = HyperConfig()
+    config = ws_activity.TcpTimeoutConfig()
+    config.tcp_user_timeout_ms = int(max(10.0, 2 * settings.ws_heartbeat_interval) * 1000)
     config.bind = [f"[{settings.host}]:{settings.port}" if ":" in settings.host
                    else f"{settings.host}:{settings.port}"]
     config.logger_class = RedactingLogger
@@ -52,8 +55,18 @@ def hypercorn_config(settings: Settings, access_log: bool) -> HyperConfig:
     config.access_log_format = '%(h)s "%(R)s" %(s)s %(b)s %(L)ss'
     config.errorlog = logging.getLogger("webmacs.http")
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
-    config.websocket_max_message_size = 2 * 1024 * 1024
+    config.websocket_max_message_size = 2 * 1024 * 1024  # larger frames: close 1009 (§5.2)
+    config.websocket_ping_interval = settings.ws_heartbeat_interval
     return config
+
+
+@attrs.frozen
+class Running:
+    """A started server, for embedding and for tests that need to reach inside."""
+
+    binds: list[str]
+    tree: ActorTree
+    services: Services
 
 
 async def _wait_for_signal(shutdown: trio.Event) -> None:
@@ -70,37 +83,50 @@ async def serve(
     access_log: bool = True,
     install_signal_handlers: bool = True,
     shutdown: trio.Event | None = None,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Open the services, run the actor tree and the HTTP server until asked to stop."""
+    """Open the services, run the actor tree and the HTTP server until ``shutdown`` is set
+    (or a signal arrives). ``task_status`` receives the bound URLs and the tree once serving."""
     shutdown = shutdown or trio.Event()
     for note in startup_warnings(settings):
         log.warning(note)
+    ws_activity.install()
+    http_stop, http_done = trio.Event(), trio.Event()
     async with open_services(settings) as svc, trio.open_nursery() as nursery:
-        supervisor = Supervisor(nursery, "root")
         if install_signal_handlers:
-            supervisor.start_temporary("signals", _wait_for_signal, shutdown)
-        app = create_app(svc)
-        binds: list[str] = await nursery.start(
-            _run_http, app, hypercorn_config(settings, access_log), shutdown
-        )
-        print(f"webmacs {settings.storage_backend} storage: {_safe_url(settings.database_url)}",
-              flush=True)
-        for bind in binds:
-            print(f"webmacs listening on {bind}  (API {bind}/api/v1, docs {bind}/docs)", flush=True)
-        print(f"log in as {settings.initial_admin_email} (seeded admin; password from "
-              f"INITIAL_ADMIN_PASSWORD, default admin123, if this database was new)", flush=True)
-        task_status.started(binds)
-        await shutdown.wait()
+            nursery.start_soon(_wait_for_signal, shutdown)
+        async with open_actor_tree(svc) as tree:
+            app = create_app(svc, tree)
+            binds: list[str] = await nursery.start(
+                _run_http, app, hypercorn_config(settings, access_log), http_stop, shutdown,
+                http_done,
+            )
+            print(f"webmacs {settings.storage_backend} storage: {_safe_url(settings.database_url)}",
+                  flush=True)
+            for bind in binds:
+                print(f"webmacs listening on {bind}  (API {bind}/api/v1, docs {bind}/docs)",
+                      flush=True)
+            print(f"log in as {settings.initial_admin_email} (seeded admin; password from "
+                  f"INITIAL_ADMIN_PASSWORD, default admin123, if this database was new)", flush=True)
+            task_status.started(Running(binds, tree, svc))
+            await shutdown.wait()
+            # Leaving the tree closes sockets with 1001 and flushes every recorder; then the
+            # HTTP server finishes in-flight requests and stops.
+        http_stop.set()
+        await http_done.wait()
+        nursery.cancel_scope.cancel()  # the signal watcher
     log.info("webmacs stopped")
 
 
 async def _run_http(
-    app: Any, config: HyperConfig, shutdown: trio.Event,
+    app: Any, config: HyperConfig, stop: trio.Event, shutdown: trio.Event, done: trio.Event,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
-    shutdown.set()
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+    finally:
+        done.set()
+        shutdown.set()  # if the HTTP server ended by itself, the process ends too
 
 
 def _safe_url(url: str) -> str:

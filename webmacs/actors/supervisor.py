@@ -60,9 +60,18 @@ class RestartTracker:
 class Supervisor:
     """Owns a nursery; ``start`` launches a child under a policy. Use via :func:`open_supervisor`."""
 
-    def __init__(self, nursery: trio.Nursery, name: str = "root") -> None:
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        name: str = "root",
+        on_escalation: Callable[[str, BaseException], None] | None = None,
+    ) -> None:
         self._nursery = nursery
         self.name = name
+        # The root of the tree must never take the server down: it reports the escalation
+        # (health turns "degraded") and keeps retrying at the longest backoff instead.
+        self._on_escalation = on_escalation
+        self.escalated: dict[str, str] = {}
 
     @property
     def cancel_scope(self) -> trio.CancelScope:
@@ -95,7 +104,12 @@ class Supervisor:
             except Exception as exc:
                 delay = tracker.crashed(trio.current_time())
                 if delay is None:
-                    log.error("actor %s crashed too often; escalating", name)
-                    raise Escalation(f"actor {name} exceeded its restart limit") from exc
-                log.exception("actor %s crashed; restarting in %.2fs", name, delay)
+                    log.error("actor %s crashed too often; escalating", name, exc_info=exc)
+                    if self._on_escalation is None:
+                        raise Escalation(f"actor {name} exceeded its restart limit") from exc
+                    self.escalated[name] = repr(exc)
+                    self._on_escalation(name, exc)
+                    delay = policy.max_backoff
+                else:
+                    log.exception("actor %s crashed; restarting in %.2fs", name, delay)
                 await trio.sleep(delay)

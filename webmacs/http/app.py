@@ -11,8 +11,9 @@ from typing import Any
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from webmacs.http import auth, datapoints, events, experiments, health, logging, users
-from webmacs.http.context import EXTENSION_KEY
+from webmacs.actors.tree import ActorTree
+from webmacs.http import auth, datapoints, events, experiments, health, logging, users, websockets
+from webmacs.http.context import EXTENSION_KEY, TREE_KEY
 from webmacs.http.errors import install_error_handlers
 from webmacs.http.routing import PublicIdConverter
 from webmacs.services import Services
@@ -20,16 +21,17 @@ from webmacs.services import Services
 CORS_MAX_AGE = "600"
 
 
-def create_app(svc: Services) -> QuartTrio:
+def create_app(svc: Services, tree: ActorTree) -> QuartTrio:
     app = QuartTrio("webmacs")
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 120
     app.config["RESPONSE_TIMEOUT"] = 120
     app.extensions[EXTENSION_KEY] = svc
+    app.extensions[TREE_KEY] = tree
     app.url_map.converters["datapoint_id"] = PublicIdConverter
     app.url_map.strict_slashes = True
     for bp in (health.bp, auth.bp, users.bp, events.bp, experiments.bp, datapoints.bp,
-               logging.bp, logging.alias_bp):
+               logging.bp, logging.alias_bp, websockets.bp):
         app.register_blueprint(bp)
     install_error_handlers(app)
     install_cors(app, frozenset(svc.settings.cors_origins))

@@ -6,15 +6,16 @@ from typing import Any
 
 from quart import Blueprint, request
 
-from webmacs.http.context import services
+from webmacs.actors.messages import IngestFailed, Ticket
+from webmacs.http.context import services, tree
 from webmacs.http.errors import ApiError, not_found
 from webmacs.http.guards import current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import datapoint_json, json_response, page_body, success
 from webmacs.http.routing import route
 from webmacs.readings import batch_too_large, parse_item, parse_items, rejection_json
-from webmacs.storage.records import DatapointFilter, NewReading, Rejection
-from webmacs.validation import FieldError, ValidationFailed, is_public_id, parse_timestamp, utcnow
+from webmacs.storage.records import DatapointFilter, IngestResult, NewReading, Rejection
+from webmacs.validation import FieldError, ValidationFailed, is_public_id, parse_timestamp
 
 bp = Blueprint("datapoints", __name__, url_prefix="/api/v1/datapoints")
 
@@ -24,13 +25,21 @@ def _rejection_error(r: Rejection, prefix: tuple[str | int, ...]) -> FieldError:
     return FieldError(loc, r.detail, r.type, r.input)
 
 
+async def committed(ticket: Ticket) -> IngestResult:
+    """Wait for the recorder's commit: a 2xx is only ever sent for committed rows."""
+    try:
+        return await ticket.wait()
+    except IngestFailed as exc:
+        raise ApiError(503, "Database unavailable." if "Database" in exc.detail else exc.detail) from None
+
+
 @route(bp, "", ["POST"])
 async def create_datapoint() -> Any:
     await current_user()
     parsed = parse_item(0, await json_body())
     if isinstance(parsed, Rejection):
         raise ValidationFailed([_rejection_error(parsed, ("body",))])
-    result = await services().repos.datapoints.ingest([parsed], utcnow())
+    result = await committed(await tree().ingest((parsed,)))
     if not result.stored:
         raise ApiError(404, "Event not found.")
     return success("Datapoint successfully created.", 201, public_id=result.stored[0].public_id)
@@ -51,7 +60,7 @@ async def _create_batch() -> Any:
         return success("0 datapoints successfully created.", 201, accepted=0, rejected=[])
     good: list[NewReading]
     good, rejected = parse_items(items)
-    result = await services().repos.datapoints.ingest(good, utcnow())
+    result = await committed(await tree().ingest(tuple(good))) if good else IngestResult([], [])
     rejected = sorted([*rejected, *result.rejected], key=lambda r: r.index)
     if not result.stored:
         raise ValidationFailed([_rejection_error(r, ("body", "datapoints", r.index)) for r in rejected])
@@ -112,7 +121,7 @@ async def list_datapoints() -> Any:
 @route(bp, "/latest", ["GET"])
 async def latest() -> Any:
     await current_user()
-    rows = await services().repos.datapoints.latest()
+    rows = await tree().latest()
     return json_response([datapoint_json(r) for r in rows])
 
 
@@ -132,4 +141,5 @@ async def delete_datapoint(public_id: str) -> Any:
     repo = services().repos.datapoints
     if not is_public_id(public_id) or not await repo.delete(public_id):
         raise not_found("Datapoint", public_id)
+    await tree().reload_latest()  # it may have been an event's latest value
     return success("Datapoint successfully deleted.")

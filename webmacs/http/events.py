@@ -6,7 +6,7 @@ from typing import Any
 
 from quart import Blueprint
 
-from webmacs.http.context import services
+from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
 from webmacs.http.guards import current_user
 from webmacs.http.requests import json_body, pagination
@@ -44,6 +44,7 @@ async def create_event() -> Any:
     user = await current_user()
     fields = read_event_fields(await json_body(), required=True)
     record = await services().repos.events.create(fields, user.public_id)
+    await tree().event_created(record.public_id)
     return success("Event successfully created.", 201, public_id=record.public_id)
 
 
@@ -70,4 +71,5 @@ async def delete_event(public_id: str) -> Any:
     await current_user()
     if not is_public_id(public_id) or not await services().repos.events.delete(public_id):
         raise not_found("Event", public_id)
+    await tree().event_deleted(public_id)
     return success("Event successfully deleted.")

@@ -8,7 +8,7 @@ from typing import Any
 from quart import Blueprint, Response
 
 from webmacs.csv_export import content_disposition, format_rows
-from webmacs.http.context import services
+from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
 from webmacs.http.guards import current_user
 from webmacs.http.requests import json_body, pagination
@@ -36,7 +36,7 @@ async def create_experiment() -> Any:
     name = fields.string("name", min_len=1, max_len=255)
     fields.check()
     assert name is not None
-    record = await services().repos.experiments.create(name, user.public_id)
+    record = await tree().create_experiment(name, user.public_id)
     return success("Experiment successfully created.", 201, public_id=record.public_id)
 
 
@@ -65,8 +65,7 @@ async def rename_experiment(public_id: str) -> Any:
 @route(bp, "/<public_id>/stop", ["PUT"])
 async def stop_experiment(public_id: str) -> Any:
     await current_user()
-    repo = services().repos.experiments
-    if not is_public_id(public_id) or await repo.stop(public_id) is None:
+    if not is_public_id(public_id) or await tree().stop_experiment(public_id) is None:
         raise not_found("Experiment", public_id)
     return success("Experiment successfully stopped.")
 
@@ -74,8 +73,7 @@ async def stop_experiment(public_id: str) -> Any:
 @route(bp, "/<public_id>", ["DELETE"])
 async def delete_experiment(public_id: str) -> Any:
     await current_user()
-    repo = services().repos.experiments
-    if not is_public_id(public_id) or not await repo.delete(public_id):
+    if not is_public_id(public_id) or not await tree().delete_experiment(public_id):
         raise not_found("Experiment", public_id)
     return success("Experiment successfully deleted.")
 

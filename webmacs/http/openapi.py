@@ -125,7 +125,8 @@ def obj(props: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) 
 
 def updatable(create: Schema, example: Schema, **extra: Any) -> Schema:
     """The PUT body of a create schema: every field optional, and ``null`` means "unchanged"."""
-    props = {name: nullable(s) for name, s in create["properties"].items()}
+    props = {name: nullable({k: v for k, v in s.items() if k != "default"})
+             for name, s in create["properties"].items()}
     return obj(props, examples=[example], **extra)
 
 

@@ -9,11 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from webmacs.stamping import Interval, Stamper
 from webmacs.storage.records import (
     DatapointFilter,
     DatapointRecord,
-    IngestResult,
     NewReading,
     Page,
     Rejection,
@@ -113,59 +111,59 @@ class SqlDatapointRepository(SqlRepository):
         rows = await self.db.read(lambda c: c.execute(query).all())
         return [_datapoint(r) for r in rows]
 
-    async def ingest(self, readings: Sequence[NewReading], now: datetime) -> IngestResult:
-        """Resolve events, stamp experiments and insert every good reading in one transaction."""
-        if not readings:
-            return IngestResult([], [])
+    async def store(self, items: Sequence[StampedRow]) -> list[DatapointRecord | Rejection]:
+        """Insert already-stamped readings in one transaction; one outcome per item, in order.
 
-        def run(conn: Connection) -> IngestResult:
-            wanted = {r.event_public_id for r in readings if is_public_id(r.event_public_id)}
-            event_ids: dict[str, int] = {}
-            if wanted:
-                found = conn.execute(
-                    sa.select(events.c.public_id, events.c.id).where(events.c.public_id.in_(wanted))
-                )
-                event_ids = {pid: eid for pid, eid in found}
-            good: list[tuple[NewReading, datetime]] = []
-            rejected: list[Rejection] = []
-            for r in readings:
-                if r.event_public_id in event_ids:
-                    good.append((r, r.timestamp or now))
-                else:
-                    rejected.append(
-                        Rejection(r.index, r.event_public_id, EVENT_NOT_FOUND, input=r.event_public_id)
-                    )
-            if not good:
-                return IngestResult([], rejected)
-            first = min(ts for _, ts in good)
-            last = max(ts for _, ts in good)
-            found_intervals = conn.execute(
-                sa.select(
-                    experiments.c.id, experiments.c.public_id, experiments.c.started_on,
-                    experiments.c.stopped_on,
-                ).where(
-                    experiments.c.started_on <= last,
-                    sa.or_(experiments.c.stopped_on.is_(None), experiments.c.stopped_on > first),
-                )
-            ).all()
-            stamper = Stamper(
-                [Interval((row.id, row.public_id), row.started_on, row.stopped_on) for row in found_intervals]
-            )
-            rows: list[dict[str, Any]] = []
-            stored: list[DatapointRecord] = []
-            for reading, ts in good:
-                exp = stamper.stamp(ts)
-                public_id = new_public_id()
-                rows.append({
-                    "public_id": public_id, "value": reading.value, "timestamp": ts,
-                    "event_id": event_ids[reading.event_public_id],
-                    "experiment_id": None if exp is None else exp[0],
-                })
-                stored.append(DatapointRecord(
-                    public_id, reading.value, ts, reading.event_public_id,
-                    None if exp is None else exp[1],
-                ))
-            conn.execute(datapoints.insert(), rows)
-            return IngestResult(stored, rejected)
+        Unknown events are rejected by name. If a concurrent delete of an event or experiment
+        makes the insert violate a foreign key, the batch is re-resolved once: the deleted event's
+        readings are rejected and readings of a deleted experiment are kept without it.
+        """
+        if not items:
+            return []
+        try:
+            return await self.db.write(lambda conn: _store(conn, items, recheck=False))
+        except sa.exc.IntegrityError:
+            return await self.db.write(lambda conn: _store(conn, items, recheck=True))
 
-        return await self.db.write(run)
+
+StampedRow = tuple[NewReading, datetime, "tuple[int, str] | None"]
+
+
+def _store(
+    conn: Connection, items: Sequence[StampedRow], recheck: bool
+) -> list[DatapointRecord | Rejection]:
+    wanted = {r.event_public_id for r, _, _ in items if is_public_id(r.event_public_id)}
+    event_ids: dict[str, int] = {}
+    if wanted:
+        found = conn.execute(
+            sa.select(events.c.public_id, events.c.id).where(events.c.public_id.in_(wanted))
+        )
+        event_ids = {pid: eid for pid, eid in found}
+    live_experiments: set[int] | None = None
+    if recheck:
+        exp_ids = {exp[0] for _, _, exp in items if exp is not None}
+        live_experiments = set(
+            conn.execute(sa.select(experiments.c.id).where(experiments.c.id.in_(exp_ids))).scalars()
+        ) if exp_ids else set()
+    outcomes: list[DatapointRecord | Rejection] = []
+    rows: list[dict[str, Any]] = []
+    for reading, ts, exp in items:
+        event_id = event_ids.get(reading.event_public_id)
+        if event_id is None:
+            outcomes.append(Rejection(
+                reading.index, reading.event_public_id, EVENT_NOT_FOUND, input=reading.event_public_id
+            ))
+            continue
+        if exp is not None and live_experiments is not None and exp[0] not in live_experiments:
+            exp = None
+        public_id = new_public_id()
+        rows.append({
+            "public_id": public_id, "value": reading.value, "timestamp": ts, "event_id": event_id,
+            "experiment_id": None if exp is None else exp[0],
+        })
+        outcomes.append(DatapointRecord(
+            public_id, reading.value, ts, reading.event_public_id, None if exp is None else exp[1]
+        ))
+    if rows:
+        conn.execute(datapoints.insert(), rows)
+    return outcomes

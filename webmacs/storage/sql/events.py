@@ -37,6 +37,11 @@ class SqlEventRepository(SqlRepository):
         count = sa.select(sa.func.count()).select_from(events)
         return await self.db.read(lambda c: fetch_page(c, query, count, offset, limit, _event))
 
+    async def ordered_ids(self) -> list[str]:
+        """Every event's public id in listing order (what ``/datapoints/latest`` follows)."""
+        query = sa.select(events.c.public_id).order_by(events.c.created_on, events.c.id)
+        return await self.db.read(lambda c: [str(pid) for pid in c.execute(query).scalars()])
+
     async def get(self, public_id: str) -> EventRecord | None:
         row = await self.db.read(lambda c: c.execute(_SELECT.where(events.c.public_id == public_id)).first())
         return None if row is None else _event(row)

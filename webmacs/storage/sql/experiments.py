@@ -47,6 +47,15 @@ class SqlExperimentRepository(SqlRepository):
         row = await self.db.read(lambda c: c.execute(query).first())
         return None if row is None else _experiment(row)
 
+    async def intervals(self) -> list[tuple[int, str, datetime, datetime | None]]:
+        """Every experiment's (row id, public id, started_on, stopped_on), for stamping."""
+        query = sa.select(
+            experiments.c.id, experiments.c.public_id, experiments.c.started_on,
+            experiments.c.stopped_on,
+        ).order_by(experiments.c.started_on, experiments.c.id)
+        rows = await self.db.read(lambda c: c.execute(query).all())
+        return [(int(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+
     async def running(self) -> ExperimentRecord | None:
         query = _SELECT.where(experiments.c.stopped_on.is_(None))
         row = await self.db.read(lambda c: c.execute(query).first())

@@ -1,0 +1,47 @@
+"""Sans-IO coalescing of record jobs into one transaction's worth of rows."""
+
+from __future__ import annotations
+
+import attrs
+
+from webmacs.actors.messages import RecordJob, Stamped
+
+
+@attrs.define
+class Batch:
+    """Jobs gathered for one write; ``rows`` is what the size limit counts."""
+
+    jobs: list[RecordJob] = attrs.field(factory=list)
+    rows: int = 0
+
+    def add(self, job: RecordJob) -> None:
+        self.jobs.append(job)
+        self.rows += len(job.items)
+
+    @property
+    def empty(self) -> bool:
+        return not self.jobs
+
+    def items(self) -> list[Stamped]:
+        return [item for job in self.jobs for item in job.items]
+
+    def split_results(self, stored_flags: list[bool]) -> list[list[int]]:
+        """Indices into each job's items, given per-row flags in :meth:`items` order."""
+        out: list[list[int]] = []
+        pos = 0
+        for job in self.jobs:
+            n = len(job.items)
+            out.append([i for i in range(n) if stored_flags[pos + i]])
+            pos += n
+        return out
+
+
+@attrs.frozen
+class FlushPolicy:
+    """Flush when ``max_rows`` are gathered or ``window`` seconds after the first job."""
+
+    max_rows: int = 20_000
+    window: float = 0.02
+
+    def full(self, batch: Batch) -> bool:
+        return batch.rows >= self.max_rows

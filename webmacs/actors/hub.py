@@ -1,0 +1,153 @@
+"""The hub: routes committed batches to subscribers and keeps the latest value per event.
+
+It never awaits a socket. Each committed reading is encoded to JSON once; each subscriber gets
+the readings its filter matches through a non-blocking offer into its bounded outbox, and a
+doorbell (a one-slot channel) wakes its writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+
+import attrs
+import orjson
+import trio
+
+from webmacs.actors.latest import LatestValues
+from webmacs.actors.messages import Committed, Future
+from webmacs.actors.outbox import SubscriberOutbox
+from webmacs.storage.records import DatapointRecord
+from webmacs.validation import format_timestamp
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class StreamFilter:
+    """Empty ``event_ids`` means every event; ``experiment_id`` None means any experiment."""
+
+    event_ids: frozenset[str] = frozenset()
+    experiment_id: str | None = None
+
+    def matches(self, row: DatapointRecord) -> bool:
+        if self.event_ids and row.event_public_id not in self.event_ids:
+            return False
+        return self.experiment_id is None or row.experiment_public_id == self.experiment_id
+
+
+class Subscription:
+    """What the hub holds for one subscriber: its filter, outbox and doorbell."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, flt: StreamFilter, outbox: SubscriberOutbox) -> None:
+        self.id = next(self._ids)
+        self.filter = flt
+        self.outbox = outbox
+        self.bell_send, self.bell_recv = trio.open_memory_channel[None](1)
+
+    def ring(self) -> None:
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            self.bell_send.send_nowait(None)
+
+
+def encode(row: DatapointRecord) -> bytes:
+    return orjson.dumps({
+        "public_id": row.public_id, "value": row.value, "event_public_id": row.event_public_id,
+        "timestamp": format_timestamp(row.timestamp),
+        "experiment_public_id": row.experiment_public_id,
+    })
+
+
+@attrs.frozen
+class Subscribe:
+    subscription: Subscription
+
+
+@attrs.frozen
+class Unsubscribe:
+    subscription_id: int
+
+
+@attrs.frozen
+class GetLatest:
+    reply: Future
+
+
+@attrs.frozen
+class EventCreated:
+    event_id: str
+
+
+@attrs.frozen
+class EventDeleted:
+    event_id: str
+
+
+@attrs.frozen
+class GetSeq:
+    reply: Future
+
+
+@attrs.frozen
+class ReloadLatest:
+    rows: tuple[DatapointRecord, ...]
+    snapshot_seq: int
+
+
+HubMessage = (
+    Committed | Subscribe | Unsubscribe | GetLatest | EventCreated | EventDeleted | GetSeq
+    | ReloadLatest
+)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.latest = LatestValues()
+        self.subscriptions: dict[int, Subscription] = {}
+        self.published = 0
+
+    def publish(self, rows: tuple[DatapointRecord, ...], now: float) -> None:
+        self.latest.update(rows)
+        self.published += len(rows)
+        if not self.subscriptions:
+            return
+        encoded = [encode(r) for r in rows]
+        for sub in list(self.subscriptions.values()):
+            if sub.outbox.closed:
+                del self.subscriptions[sub.id]
+                continue
+            flt = sub.filter
+            if not flt.event_ids and flt.experiment_id is None:
+                chosen = encoded
+            else:
+                chosen = [e for r, e in zip(rows, encoded, strict=True) if flt.matches(r)]
+            if chosen:
+                sub.outbox.offer(chosen, now)
+                sub.ring()
+
+    def handle(self, msg: HubMessage) -> None:
+        now = trio.current_time()
+        if isinstance(msg, Committed):
+            self.publish(msg.datapoints, now)
+        elif isinstance(msg, Subscribe):
+            self.subscriptions[msg.subscription.id] = msg.subscription
+        elif isinstance(msg, Unsubscribe):
+            self.subscriptions.pop(msg.subscription_id, None)
+        elif isinstance(msg, GetLatest):
+            msg.reply.set(self.latest.snapshot())
+        elif isinstance(msg, GetSeq):
+            msg.reply.set(self.latest.seq)
+        elif isinstance(msg, EventCreated):
+            self.latest.event_created(msg.event_id)
+        elif isinstance(msg, EventDeleted):
+            self.latest.event_deleted(msg.event_id)
+        elif isinstance(msg, ReloadLatest):
+            self.latest.reload(msg.rows, msg.snapshot_seq)
+
+
+async def run_hub(inbox: trio.MemoryReceiveChannel[HubMessage], hub: Hub) -> None:
+    async for msg in inbox:
+        hub.handle(msg)

@@ -1,0 +1,124 @@
+"""Messages between actors: small, frozen, and the one mutable thing, :class:`Ticket`.
+
+A :class:`Ticket` is how an ingestion's outcome travels back to whoever is waiting for it (a
+REST route or a controller session's acker). It may be completed by several recorders when a
+frame's readings fall into different experiments.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+import trio
+
+from webmacs.storage.records import DatapointRecord, IngestResult, NewReading, Rejection
+
+
+@attrs.frozen
+class Stamped:
+    """A reading with its time decided and its experiment stamped (internal id, public id)."""
+
+    reading: NewReading
+    timestamp: datetime
+    experiment: tuple[int, str] | None
+
+
+class IngestFailed(Exception):
+    """The readings were not committed (database unavailable, recorder crashed)."""
+
+    def __init__(self, detail: str = "Database unavailable.") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Ticket:
+    """The pending outcome of one submission: ``parts`` recorder batches must complete it."""
+
+    def __init__(self, parts: int | None = None, rejected: list[Rejection] | None = None) -> None:
+        self._parts = 0
+        self._stored: list[DatapointRecord] = []
+        self._rejected: list[Rejection] = list(rejected or [])
+        self._error: IngestFailed | None = None
+        self._done = trio.Event()
+        if parts is not None:
+            self.expect(parts)
+
+    def expect(self, parts: int) -> None:
+        """Set how many recorder batches will complete this ticket (0: done already)."""
+        self._parts = parts
+        if parts == 0:
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def add_rejection(self, rejection: Rejection) -> None:
+        self._rejected.append(rejection)
+
+    def complete(self, stored: list[DatapointRecord], rejected: list[Rejection]) -> None:
+        self._stored.extend(stored)
+        self._rejected.extend(rejected)
+        self._finish_part()
+
+    def fail(self, error: IngestFailed) -> None:
+        self._error = self._error or error
+        self._finish_part()
+
+    def _finish_part(self) -> None:
+        self._parts -= 1
+        if self._parts <= 0:
+            self._done.set()
+
+    async def wait(self) -> IngestResult:
+        """The committed result; raises :class:`IngestFailed` if any part failed."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return IngestResult(self._stored, sorted(self._rejected, key=lambda r: r.index))
+
+
+@attrs.frozen
+class RecordJob:
+    """Work for a recorder: stamped readings of one submission, and the ticket to complete.
+
+    ``enqueued_at`` (Trio clock) starts the flush window, so jobs that queued while the
+    previous batch was being written are flushed without waiting again.
+    """
+
+    items: tuple[Stamped, ...]
+    ticket: Ticket
+    enqueued_at: float
+
+
+class Future:
+    """A one-shot reply slot for request/response messages between a route and an actor."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._value: object = None
+        self._error: BaseException | None = None
+
+    def set(self, value: object) -> None:
+        if not self._event.is_set():
+            self._value = value
+            self._event.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._event.is_set():
+            self._error = error
+            self._event.set()
+
+    async def get(self) -> object:
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+@attrs.frozen
+class Committed:
+    """Recorder -> hub: rows that are durable, in commit order."""
+
+    datapoints: tuple[DatapointRecord, ...]

@@ -1,0 +1,80 @@
+"""Sans-IO per-subscriber outbox: bounded, drop-oldest, with lag and stuck bookkeeping.
+
+The hub offers encoded readings without ever waiting; the subscriber's writer takes whatever is
+pending as one ``datapoints_batch`` frame per send. When more than ``max_items`` readings are
+pending, the oldest are dropped and counted, and a ``lag`` frame precedes the next data frame.
+A subscriber with data pending and no completed send for ``stuck_timeout`` seconds is stuck.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import orjson
+
+DATA_PREFIX = b'{"type":"datapoints_batch","datapoints":['
+DATA_SUFFIX = b"]}"
+
+
+class SubscriberOutbox:
+    def __init__(
+        self, max_items: int = 10_000, max_frame_items: int = 1_000, stuck_timeout: float = 10.0
+    ) -> None:
+        self.max_items = max_items
+        self.max_frame_items = max_frame_items
+        self.stuck_timeout = stuck_timeout
+        self._items: deque[bytes] = deque()
+        self._control: deque[bytes] = deque()
+        self.dropped_pending = 0
+        self.dropped_total = 0
+        self.sending = False
+        self.last_progress = 0.0
+        self.closed = False
+
+    @property
+    def pending(self) -> int:
+        return len(self._items) + len(self._control)
+
+    def _became_busy(self, now: float) -> None:
+        if not self._items and not self._control and not self.sending:
+            self.last_progress = now  # the stuck clock starts when work appears
+
+    def offer(self, items: list[bytes], now: float) -> None:
+        """Queue encoded readings; never blocks, drops the oldest beyond ``max_items``."""
+        if not items or self.closed:
+            return
+        self._became_busy(now)
+        self._items.extend(items)
+        overflow = len(self._items) - self.max_items
+        if overflow > 0:
+            for _ in range(overflow):
+                self._items.popleft()
+            self.dropped_pending += overflow
+            self.dropped_total += overflow
+
+    def control(self, frame: bytes, now: float) -> None:
+        """A small frame (pong, connected) sent before any data; bounded by the reader's pace."""
+        self._became_busy(now)
+        self._control.append(frame)
+
+    def take(self) -> list[bytes]:
+        """The frames for the next send(s): control frames, then ``lag``, then one data frame."""
+        frames = list(self._control)
+        self._control.clear()
+        if self.dropped_pending:
+            frames.append(orjson.dumps({"type": "lag", "dropped": self.dropped_pending}))
+            self.dropped_pending = 0
+        if self._items:
+            n = min(len(self._items), self.max_frame_items)
+            chunk = [self._items.popleft() for _ in range(n)]
+            frames.append(DATA_PREFIX + b",".join(chunk) + DATA_SUFFIX)
+        self.sending = bool(frames)
+        return frames
+
+    def sent(self, now: float) -> None:
+        self.sending = False
+        self.last_progress = now
+
+    def stuck(self, now: float) -> bool:
+        busy = self.sending or bool(self._items) or bool(self._control)
+        return busy and now - self.last_progress > self.stuck_timeout

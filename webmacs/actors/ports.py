@@ -1,0 +1,32 @@
+"""The socket as the actors see it: a tiny protocol, so actors run against fakes in tests.
+
+:class:`Activity` is the heartbeat clock: touched by every frame the peer sends (and, on the
+real server, by its protocol-level pongs), read by the connection's watchdog.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import trio
+
+
+class WebSocketPort(Protocol):
+    async def receive(self) -> str | bytes: ...
+    async def send(self, data: str | bytes) -> None: ...
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Activity:
+    def __init__(self) -> None:
+        self.last = trio.current_time()
+
+    def touch(self) -> None:
+        self.last = trio.current_time()
+
+    def silent_for(self) -> float:
+        return trio.current_time() - self.last
+
+
+class ConnectionClosed(Exception):
+    """The peer went away (raised by ports on receive/send after a disconnect)."""

@@ -1,0 +1,153 @@
+"""The experiment recorder: owns the write path for one stream of readings.
+
+Two tasks share one recorder. The *collector* coalesces jobs from the inbox into a batch and
+flushes it when it holds ``max_rows`` rows or when ``window`` seconds have passed since its
+oldest job was enqueued. The *writer* commits each batch in one transaction and only then
+completes the senders' tickets and publishes the rows to the hub. While the writer commits,
+the collector gathers the next batch, so under load commits run back to back (group commit).
+
+Every job taken from the inbox is either committed or failed: a crash fails the batch in hand
+(its senders hear "Database unavailable." and may resend), never leaves a sender waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+import trio
+
+from webmacs.actors.batching import Batch, FlushPolicy
+from webmacs.actors.messages import Committed, IngestFailed, RecordJob
+from webmacs.storage.database import DatabaseUnavailable
+from webmacs.storage.records import DatapointRecord, NewReading, Rejection
+
+log = logging.getLogger(__name__)
+
+StoreFn = Callable[
+    [Sequence[tuple[NewReading, datetime, tuple[int, str] | None]]],
+    Awaitable[list[DatapointRecord | Rejection]],
+]
+PublishFn = Callable[[Committed], Awaitable[None]]
+
+RETRY_DELAYS = (0.1, 0.5, 1.0)  # transient database trouble: retry before failing the batch
+
+
+class RecorderHandle:
+    """The recorder's inbox and lifecycle, owned outside the actor so a restart keeps the queue."""
+
+    def __init__(self, key: int | None, capacity: int = 256) -> None:
+        self.key = key
+        self.send, self.recv = trio.open_memory_channel[RecordJob](capacity)
+        self.finished = trio.Event()
+        self.batches = 0
+        self.rows = 0
+        self.fault: Callable[[Batch], None] | None = None  # test hook: raise to simulate a crash
+
+    def close(self) -> None:
+        """No more jobs: the recorder flushes what it has, then ends."""
+        self.send.close()
+
+
+async def run_recorder(
+    handle: RecorderHandle, store: StoreFn, publish: PublishFn, policy: FlushPolicy
+) -> None:
+    handoff_send, handoff_recv = trio.open_memory_channel[Batch](0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_write_loop, handle, handoff_recv, store, publish)
+        await _collect_loop(handle.recv, handoff_send, policy)
+    handle.finished.set()
+
+
+async def _collect_loop(
+    inbox: trio.MemoryReceiveChannel[RecordJob],
+    handoff: trio.MemorySendChannel[Batch],
+    policy: FlushPolicy,
+) -> None:
+    batch = Batch()
+    async with handoff:
+        try:
+            while True:
+                if batch.empty:
+                    try:
+                        batch.add(await inbox.receive())
+                    except trio.EndOfChannel:
+                        return
+                deadline = batch.jobs[0].enqueued_at + policy.window
+                closed = False
+                while not policy.full(batch):
+                    try:
+                        batch.add(inbox.receive_nowait())
+                        continue
+                    except trio.WouldBlock:
+                        pass
+                    except trio.EndOfChannel:
+                        closed = True
+                        break
+                    if trio.current_time() >= deadline:
+                        break
+                    with trio.move_on_at(deadline):
+                        try:
+                            batch.add(await inbox.receive())
+                        except trio.EndOfChannel:
+                            closed = True
+                            break
+                await handoff.send(batch)
+                batch = Batch()
+                if closed:
+                    return
+        finally:
+            fail_jobs(batch, IngestFailed())
+
+
+async def _write_loop(
+    handle: RecorderHandle,
+    batches: trio.MemoryReceiveChannel[Batch],
+    store: StoreFn,
+    publish: PublishFn,
+) -> None:
+    async for batch in batches:
+        try:
+            if handle.fault is not None:
+                handle.fault(batch)
+            outcomes = await _store_with_retry(store, batch)
+        except BaseException as exc:
+            fail_jobs(batch, IngestFailed())
+            if isinstance(exc, DatabaseUnavailable):
+                log.warning("recorder %s: batch of %d rows failed: database unavailable",
+                            handle.key, batch.rows)
+                continue
+            raise
+        committed: list[DatapointRecord] = []
+        pos = 0
+        for job in batch.jobs:
+            part = outcomes[pos:pos + len(job.items)]
+            pos += len(job.items)
+            stored = [o for o in part if isinstance(o, DatapointRecord)]
+            job.ticket.complete(stored, [o for o in part if isinstance(o, Rejection)])
+            committed.extend(stored)
+        handle.batches += 1
+        handle.rows += len(committed)
+        if committed:
+            await publish(Committed(tuple(committed)))
+
+
+async def _store_with_retry(store: StoreFn, batch: Batch) -> list[DatapointRecord | Rejection]:
+    rows = [(s.reading, s.timestamp, s.experiment) for s in batch.items()]
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return await store(rows)
+        except DatabaseUnavailable:
+            if delay is None:
+                raise
+            await trio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def fail_jobs(batch: Batch, error: IngestFailed) -> None:
+    for job in batch.jobs:
+        if not job.ticket.done:
+            job.ticket.fail(error)
+    batch.jobs.clear()
+    batch.rows = 0

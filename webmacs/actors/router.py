@@ -1,0 +1,217 @@
+"""The ingest router: stamps readings with their experiment and hands them to recorders.
+
+It owns the experiment intervals and the recorders' lifecycle. Starting, stopping and deleting
+an experiment pass through it, so the intervals it stamps with always match what is committed:
+while it commits a stop, no reading is routed, and every reading that arrived before the stop
+is already queued for the experiment's recorder.
+
+Recorders: one for readings outside any experiment (``None``, permanent), one per running
+experiment (started with it, drained and ended when it stops). Readings a controller buffered
+during an outage that belong to an already stopped experiment are stamped with it and written
+by the ``None`` recorder.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+import trio
+
+from webmacs.actors.batching import FlushPolicy
+from webmacs.actors.messages import (
+    Committed,
+    Future,
+    IngestFailed,
+    RecordJob,
+    Stamped,
+    Ticket,
+)
+from webmacs.actors.recorder import RecorderHandle, run_recorder
+from webmacs.actors.supervisor import RestartPolicy, Supervisor
+from webmacs.stamping import Interval, Stamper
+from webmacs.storage.records import NewReading
+from webmacs.storage.sql.datapoints import SqlDatapointRepository
+from webmacs.storage.sql.experiments import SqlExperimentRepository
+from webmacs.validation import utcnow
+
+log = logging.getLogger(__name__)
+
+ExperimentKey = tuple[int, str]
+
+
+@attrs.frozen
+class Submit:
+    readings: tuple[NewReading, ...]
+    ticket: Ticket
+
+
+@attrs.frozen
+class StartExperiment:
+    name: str
+    user_public_id: str | None
+    reply: Future
+
+
+@attrs.frozen
+class StopExperiment:
+    public_id: str
+    reply: Future
+
+
+@attrs.frozen
+class DeleteExperiment:
+    public_id: str
+    reply: Future
+
+
+RouterMessage = Submit | StartExperiment | StopExperiment | DeleteExperiment
+
+
+class Router:
+    """State and behaviour of the router actor (its loop is :func:`run_router`)."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        experiments: SqlExperimentRepository,
+        datapoints: SqlDatapointRepository,
+        hub_send: trio.MemorySendChannel[Committed],
+        policy: FlushPolicy,
+        recorder_capacity: int = 256,
+    ) -> None:
+        self.supervisor = supervisor
+        self.experiments = experiments
+        self.datapoints = datapoints
+        self.hub_send = hub_send
+        self.policy = policy
+        self.recorder_capacity = recorder_capacity
+        self.stamper: Stamper[ExperimentKey] = Stamper([])
+        self.running: ExperimentKey | None = None
+        self.recorders: dict[int | None, RecorderHandle] = {}
+
+    # -- lifecycle
+    async def load(self) -> None:
+        await self._reload_intervals()
+        self._start_recorder(None)
+        if self.running is not None:
+            self._start_recorder(self.running[0])
+
+    async def _reload_intervals(self) -> None:
+        rows = await self.experiments.intervals()
+        self.stamper = Stamper([Interval((r[0], r[1]), r[2], r[3]) for r in rows])
+        running = [r for r in rows if r[3] is None]
+        self.running = (running[0][0], running[0][1]) if running else None
+
+    def _start_recorder(self, key: int | None) -> RecorderHandle:
+        handle = RecorderHandle(key, self.recorder_capacity)
+        self.recorders[key] = handle
+        name = "recorder[-]" if key is None else f"recorder[{key}]"
+
+        async def publish(batch: Committed) -> None:
+            await self.hub_send.send(batch)
+
+        self.supervisor.start_permanent(
+            name, run_recorder, handle, self.datapoints.store, publish, self.policy,
+            policy=RestartPolicy(max_restarts=10, window=60.0),
+        )
+        return handle
+
+    async def _end_recorder(self, key: int) -> None:
+        handle = self.recorders.pop(key, None)
+        if handle is not None:
+            handle.close()
+            await handle.finished.wait()
+
+    def close(self) -> None:
+        for handle in self.recorders.values():
+            handle.close()
+
+    async def drained(self) -> None:
+        for handle in list(self.recorders.values()):
+            await handle.finished.wait()
+
+    # -- ingestion
+    async def submit(self, msg: Submit) -> None:
+        now = utcnow()
+        groups: dict[int | None, list[Stamped]] = {}
+        for reading in msg.readings:
+            ts = reading.timestamp or now
+            exp = self.running if reading.timestamp is None else self.stamper.stamp(ts)
+            key = exp[0] if exp is not None and exp[0] in self.recorders else None
+            groups.setdefault(key, []).append(Stamped(reading, ts, exp))
+        msg.ticket.expect(len(groups))
+        enqueued = trio.current_time()
+        for key, items in groups.items():
+            handle = self.recorders.get(key)
+            job = RecordJob(tuple(items), msg.ticket, enqueued)
+            try:
+                if handle is None:
+                    raise trio.ClosedResourceError
+                await handle.send.send(job)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                msg.ticket.fail(IngestFailed("Server shutting down."))
+
+    # -- experiments
+    async def start_experiment(self, msg: StartExperiment) -> None:
+        try:
+            record = await self.experiments.create(msg.name, msg.user_public_id)
+        except BaseException as exc:
+            msg.reply.fail(exc)
+            return
+        await self._after_change()
+        msg.reply.set(record)
+
+    async def stop_experiment(self, msg: StopExperiment) -> None:
+        try:
+            record = await self.experiments.stop(msg.public_id)
+        except BaseException as exc:
+            msg.reply.fail(exc)
+            return
+        await self._after_change()
+        msg.reply.set(record)
+
+    async def delete_experiment(self, msg: DeleteExperiment) -> None:
+        # Drain the experiment's recorder first: what it acked is then deleted with the rest.
+        try:
+            current = await self.experiments.get(msg.public_id)
+            if current is not None and self.running is not None and (
+                self.running[1] == current.public_id
+            ):
+                await self._end_recorder(self.running[0])
+            found = await self.experiments.delete(msg.public_id)
+        except BaseException as exc:
+            msg.reply.fail(exc)
+            return
+        await self._after_change()
+        msg.reply.set(found)
+
+    async def _after_change(self) -> None:
+        previous = self.running
+        try:
+            await self._reload_intervals()
+        except Exception:
+            log.exception("could not reload experiment intervals")
+            raise
+        if previous != self.running:
+            if previous is not None:
+                # Stopped: its recorder writes what is queued (stamped before the stop), then ends.
+                handle = self.recorders.pop(previous[0], None)
+                if handle is not None:
+                    handle.close()
+            if self.running is not None and self.running[0] not in self.recorders:
+                self._start_recorder(self.running[0])
+
+
+async def run_router(inbox: trio.MemoryReceiveChannel[RouterMessage], router: Router) -> None:
+    """Handle messages one at a time: routing order is submission order."""
+    async for msg in inbox:
+        if isinstance(msg, Submit):
+            await router.submit(msg)
+        elif isinstance(msg, StartExperiment):
+            await router.start_experiment(msg)
+        elif isinstance(msg, StopExperiment):
+            await router.stop_experiment(msg)
+        elif isinstance(msg, DeleteExperiment):
+            await router.delete_experiment(msg)
+

@@ -1,0 +1,99 @@
+"""A browser subscriber (one per ``/ws/datapoints/stream`` connection).
+
+Its writer sends whatever its outbox holds, coalesced into one ``datapoints_batch`` frame per
+send; its reader answers application pings; its watchdog closes the connection with 1011 after
+two silent heartbeat intervals and with 1013 when the outbox makes no progress for its stuck
+timeout. The hub only ever offers to the outbox, so a slow or dead browser delays nobody else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import trio
+
+from webmacs.actors.hub import Subscription, Unsubscribe
+from webmacs.actors.ports import Activity, ConnectionClosed, WebSocketPort
+from webmacs.frames import CONNECTED, PONG, is_ping
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013
+
+
+async def run_subscriber(
+    port: WebSocketPort,
+    sub: Subscription,
+    hub_send: trio.MemorySendChannel[object],
+    activity: Activity,
+    heartbeat_interval: float,
+    shutdown: trio.Event,
+) -> int:
+    """Serve one subscriber until it leaves, is closed, or the server shuts down; the close code."""
+    outbox = sub.outbox
+    code = CLOSE_NORMAL
+
+    async def writer() -> None:
+        while True:
+            frames = outbox.take()
+            if not frames:
+                await sub.bell_recv.receive()
+                continue
+            for frame in frames:
+                await port.send(frame.decode("utf-8"))
+            outbox.sent(trio.current_time())
+
+    async def reader() -> None:
+        while True:
+            raw = await port.receive()
+            activity.touch()
+            if is_ping(raw):
+                outbox.control(PONG, trio.current_time())
+                sub.ring()
+
+    async def watchdog(scope: trio.CancelScope) -> None:
+        nonlocal code
+        tick = max(0.05, min(1.0, heartbeat_interval / 4))
+        while True:
+            await trio.sleep(tick)
+            if activity.silent_for() > 2 * heartbeat_interval:
+                code = CLOSE_INTERNAL
+                break
+            if outbox.stuck(trio.current_time()):
+                log.info("subscriber %d stuck (%d pending, %d dropped): closing 1013",
+                         sub.id, outbox.pending, outbox.dropped_total)
+                code = CLOSE_TRY_AGAIN
+                break
+        scope.cancel()
+
+    async def until_shutdown(scope: trio.CancelScope) -> None:
+        nonlocal code
+        await shutdown.wait()
+        code = CLOSE_GOING_AWAY
+        scope.cancel()
+
+    outbox.control(CONNECTED, trio.current_time())
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer)
+            nursery.start_soon(reader)
+            nursery.start_soon(watchdog, nursery.cancel_scope)
+            nursery.start_soon(until_shutdown, nursery.cancel_scope)
+    except* ConnectionClosed:
+        code = CLOSE_NORMAL
+    finally:
+        outbox.closed = True
+        # Best effort: the hub also drops closed outboxes on its next publish.
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            hub_send.send_nowait(Unsubscribe(sub.id))
+    await close_quietly(port, code)
+    return code
+
+
+async def close_quietly(port: WebSocketPort, code: int) -> None:
+    with contextlib.suppress(ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+        await port.close(code)

@@ -1,0 +1,191 @@
+"""The actor tree and its facade: what routes and WebSocket shims talk to.
+
+::
+
+    root supervisor
+    ├── hub                      (permanent)  inbox: 1024 messages, senders wait when full
+    ├── router                   (permanent)  inbox: 256 messages, senders wait when full
+    │     └── recorders          (permanent)  inbox: 256 jobs each, the router waits when full
+    ├── controller sessions      (temporary)  one per telemetry connection
+    └── subscribers              (temporary)  one per stream connection, outbox drop-oldest
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import trio
+
+from webmacs.actors.batching import FlushPolicy
+from webmacs.actors.hub import (
+    EventCreated,
+    EventDeleted,
+    GetLatest,
+    GetSeq,
+    Hub,
+    HubMessage,
+    ReloadLatest,
+    StreamFilter,
+    Subscribe,
+    Subscription,
+    run_hub,
+)
+from webmacs.actors.messages import Future, IngestFailed, Ticket
+from webmacs.actors.outbox import SubscriberOutbox
+from webmacs.actors.router import (
+    DeleteExperiment,
+    Router,
+    RouterMessage,
+    StartExperiment,
+    StopExperiment,
+    Submit,
+    run_router,
+)
+from webmacs.actors.supervisor import Supervisor
+from webmacs.services import Services
+from webmacs.storage.records import DatapointRecord, ExperimentRecord, NewReading
+
+log = logging.getLogger(__name__)
+
+HUB_INBOX = 1024
+ROUTER_INBOX = 256
+SHUTDOWN_GRACE_S = 10.0
+
+
+class ActorTree:
+    def __init__(
+        self,
+        svc: Services,
+        supervisor: Supervisor,
+        router: Router,
+        router_send: trio.MemorySendChannel[RouterMessage],
+        hub: Hub,
+        hub_send: trio.MemorySendChannel[HubMessage],
+    ) -> None:
+        self.svc = svc
+        self.supervisor = supervisor
+        self.router = router
+        self.hub = hub
+        self._router_send = router_send
+        self._hub_send = hub_send
+        self.shutting_down = trio.Event()
+        self.connections = 0
+        self._no_connections = trio.Event()
+        self._no_connections.set()
+
+    @property
+    def healthy(self) -> bool:
+        return not self.supervisor.escalated
+
+    # -- ingestion and experiments (through the router)
+    async def ingest(self, readings: tuple[NewReading, ...]) -> Ticket:
+        ticket = Ticket()
+        try:
+            await self._router_send.send(Submit(readings, ticket))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            ticket.expect(1)
+            ticket.fail(IngestFailed("Server shutting down."))
+        return ticket
+
+    async def _ask_router(self, make: Callable[[Future], RouterMessage]) -> object:
+        reply = Future()
+        await self._router_send.send(make(reply))
+        return await reply.get()
+
+    async def create_experiment(self, name: str, user_public_id: str | None) -> ExperimentRecord:
+        record = await self._ask_router(lambda f: StartExperiment(name, user_public_id, f))
+        return cast(ExperimentRecord, record)
+
+    async def stop_experiment(self, public_id: str) -> ExperimentRecord | None:
+        return cast(ExperimentRecord | None, await self._ask_router(lambda f: StopExperiment(public_id, f)))
+
+    async def delete_experiment(self, public_id: str) -> bool:
+        found = bool(await self._ask_router(lambda f: DeleteExperiment(public_id, f)))
+        if found:
+            await self.reload_latest()
+        return found
+
+    # -- the hub
+    async def _ask_hub(self, make: Callable[[Future], HubMessage]) -> object:
+        reply = Future()
+        await self._hub_send.send(make(reply))
+        return await reply.get()
+
+    async def latest(self) -> list[DatapointRecord]:
+        return cast(list[DatapointRecord], await self._ask_hub(GetLatest))
+
+    async def reload_latest(self) -> None:
+        """After deletes, refresh the hub's latest values from the database, never losing a
+        reading committed while the snapshot was being read."""
+        seq = cast(int, await self._ask_hub(GetSeq))
+        rows = await self.svc.repos.datapoints.latest()
+        await self._hub_send.send(ReloadLatest(tuple(rows), seq))
+
+    async def event_created(self, event_id: str) -> None:
+        await self._hub_send.send(EventCreated(event_id))
+
+    async def event_deleted(self, event_id: str) -> None:
+        await self._hub_send.send(EventDeleted(event_id))
+
+    async def subscribe(self, flt: StreamFilter, stuck_timeout: float = 10.0) -> Subscription:
+        sub = Subscription(flt, SubscriberOutbox(stuck_timeout=stuck_timeout))
+        await self._hub_send.send(Subscribe(sub))
+        return sub
+
+    @property
+    def hub_sender(self) -> trio.MemorySendChannel[Any]:
+        return self._hub_send
+
+    # -- connections
+    async def run_connection(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Run a connection actor, counted so shutdown can wait for its 1001 close."""
+        self.connections += 1
+        self._no_connections = trio.Event() if self.connections == 1 else self._no_connections
+        try:
+            await fn()
+        finally:
+            self.connections -= 1
+            if self.connections == 0:
+                self._no_connections.set()
+
+    async def shutdown(self) -> None:
+        """Close sockets with 1001 (sessions flush their acks), then drain every recorder."""
+        self.shutting_down.set()
+        with trio.move_on_after(SHUTDOWN_GRACE_S):
+            await self._no_connections.wait()
+        self._router_send.close()
+        self.router.close()
+        with trio.move_on_after(SHUTDOWN_GRACE_S):
+            await self.router.drained()
+
+
+@asynccontextmanager
+async def open_actor_tree(
+    svc: Services, policy: FlushPolicy | None = None
+) -> AsyncIterator[ActorTree]:
+    """Start hub, router and recorders; on exit shut down gracefully and stop them."""
+    repos = svc.repos
+    async with trio.open_nursery() as nursery:
+        supervisor = Supervisor(
+            nursery, "root",
+            on_escalation=lambda name, exc: log.critical("actor %s keeps failing: %r", name, exc),
+        )
+        hub = Hub()
+        hub.latest.load(await repos.events.ordered_ids(), await repos.datapoints.latest())
+        hub_send, hub_recv = trio.open_memory_channel[HubMessage](HUB_INBOX)
+        supervisor.start_permanent("hub", run_hub, hub_recv, hub)
+        router = Router(supervisor, repos.experiments, repos.datapoints,
+                        cast(trio.MemorySendChannel[Any], hub_send), policy or FlushPolicy())
+        await router.load()
+        router_send, router_recv = trio.open_memory_channel[RouterMessage](ROUTER_INBOX)
+        supervisor.start_permanent("router", run_router, router_recv, router)
+        tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send)
+        try:
+            yield tree
+        finally:
+            with trio.CancelScope(shield=True):
+                await tree.shutdown()
+            nursery.cancel_scope.cancel()
