@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import trio
 from quart import Blueprint, Response
 
-from webmacs.csv_export import content_disposition, format_rows
+from webmacs.csv_export import content_disposition
 from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
 from webmacs.http.guards import current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import experiment_json, json_response, page_body, success
 from webmacs.http.routing import route
-from webmacs.storage.sql.experiments import SqlExperimentRepository
+from webmacs.storage.sql.export import header_line
 from webmacs.validation import Fields, is_public_id
 
 bp = Blueprint("experiments", __name__, url_prefix="/api/v1/experiments")
-EXPORT_CHUNK_ROWS = 5000
 
 
 @route(bp, "", ["GET"])
@@ -78,17 +78,11 @@ async def delete_experiment(public_id: str) -> Any:
     return success("Experiment successfully deleted.")
 
 
-async def _csv_stream(repo: SqlExperimentRepository, public_id: str) -> AsyncIterator[bytes]:
-    yield format_rows((), header=True).encode("utf-8")
-    after = None
-    while True:
-        rows = await repo.export_chunk(public_id, after, EXPORT_CHUNK_ROWS)
-        if not rows:
-            return
-        yield format_rows(rows).encode("utf-8")
-        after = (rows[-1].timestamp, rows[-1].row_id)
-        if len(rows) < EXPORT_CHUNK_ROWS:
-            return
+async def _csv_stream(chunks: trio.MemoryReceiveChannel[bytes]) -> AsyncIterator[bytes]:
+    async with chunks:
+        yield header_line()
+        async for chunk in chunks:
+            yield chunk
 
 
 @route(bp, "/<public_id>/export/csv", ["GET"])
@@ -98,8 +92,12 @@ async def export_csv(public_id: str) -> Any:
     record = await repo.get(public_id) if is_public_id(public_id) else None
     if record is None:
         raise not_found("Experiment", public_id)
+    send, recv = trio.open_memory_channel[bytes](4)  # a few 256 KiB chunks in flight at most
+    tree().supervisor.start_temporary(
+        f"export[{public_id[:8]}]", repo.export_csv, public_id, send
+    )
     response = Response(
-        _csv_stream(repo, public_id),
+        _csv_stream(recv),
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": content_disposition(record.name, record.public_id)},
     )

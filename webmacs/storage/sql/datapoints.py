@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,7 +19,7 @@ from webmacs.storage.records import (
 )
 from webmacs.storage.sql.common import SqlRepository, fetch_page
 from webmacs.storage.tables import datapoints, events, experiments
-from webmacs.validation import is_public_id, new_public_id
+from webmacs.validation import is_public_id
 
 EVENT_NOT_FOUND = "Event not found."
 
@@ -146,7 +147,7 @@ def _store(
             conn.execute(sa.select(experiments.c.id).where(experiments.c.id.in_(exp_ids))).scalars()
         ) if exp_ids else set()
     outcomes: list[DatapointRecord | Rejection] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for reading, ts, exp in items:
         event_id = event_ids.get(reading.event_public_id)
         if event_id is None:
@@ -156,14 +157,33 @@ def _store(
             continue
         if exp is not None and live_experiments is not None and exp[0] not in live_experiments:
             exp = None
-        public_id = new_public_id()
-        rows.append({
-            "public_id": public_id, "value": reading.value, "timestamp": ts, "event_id": event_id,
-            "experiment_id": None if exp is None else exp[0],
-        })
+        uid = uuid4()
+        rows.append((uid, reading.value, ts, event_id, None if exp is None else exp[0]))
         outcomes.append(DatapointRecord(
-            public_id, reading.value, ts, reading.event_public_id, None if exp is None else exp[1]
+            str(uid), reading.value, ts, reading.event_public_id, None if exp is None else exp[1]
         ))
     if rows:
-        conn.execute(datapoints.insert(), rows)
+        if conn.dialect.name == "postgresql":
+            copy_rows(conn, rows)
+        else:
+            conn.execute(datapoints.insert(), [
+                {"public_id": str(r[0]), "value": r[1], "timestamp": r[2], "event_id": r[3],
+                 "experiment_id": r[4]} for r in rows
+            ])
     return outcomes
+
+
+COPY_SQL = (
+    "COPY datapoints (public_id, value, timestamp, event_id, experiment_id) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+COPY_TYPES = ["uuid", "float8", "timestamptz", "int8", "int8"]
+
+
+def copy_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """PostgreSQL: binary COPY inside the current transaction (2-3x executemany's rate)."""
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(COPY_SQL) as copy:
+        copy.set_types(COPY_TYPES)
+        for row in rows:
+            copy.write_row(row)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+import trio
 from sqlalchemy.engine import Connection
 
 from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import ExperimentRecord, ExportRow, Page
 from webmacs.storage.sql.common import SqlRepository, creator_id, fetch_page
+from webmacs.storage.sql.export import export_postgresql, export_sqlite
 from webmacs.storage.tables import datapoints, events, experiments, users
 from webmacs.validation import new_public_id, utcnow
 
@@ -118,6 +121,18 @@ class SqlExperimentRepository(SqlRepository):
             return conn.execute(stmt).rowcount > 0
 
         return await self.db.write(run)
+
+    async def export_csv(self, public_id: str, send: trio.MemorySendChannel[bytes]) -> None:
+        """Stream the export's CSV body (without header) into ``send``, then close it."""
+
+        def emit(chunk: bytes) -> None:
+            trio.from_thread.run(send.send, chunk)
+
+        worker = export_postgresql if self.db.dialect == "postgresql" else export_sqlite
+        # If the client goes away, the worker stops at its next chunk (the channel is closed).
+        async with send:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await trio.to_thread.run_sync(worker, self.db, public_id, emit, limiter=self.db.limiter)
 
     async def export_chunk(
         self, public_id: str, after: tuple[datetime, int] | None, limit: int
