@@ -263,8 +263,8 @@ def ws_failure(exc: BaseException) -> str | None:
         if isinstance(leaf, trio_websocket.ConnectionRejected):
             descriptions.append(f"handshake rejected: HTTP {leaf.status_code} {(leaf.body or b'')[:200]!r}")
         elif isinstance(leaf, trio_websocket.ConnectionClosed):
-            reason = leaf.reason
-            descriptions.append(f"closed: {getattr(reason, 'code', None)} {getattr(reason, 'reason', '') or ''}")
+            code, why = getattr(leaf.reason, "code", None), getattr(leaf.reason, "reason", "") or ""
+            descriptions.append(f"closed: {code} {why}".rstrip())
         elif isinstance(leaf, trio_websocket.HandshakeError | OSError | trio.BrokenResourceError):
             descriptions.append(f"{type(leaf).__name__}: {leaf}")
         else:

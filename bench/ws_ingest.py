@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Api, base_parser, log, run_controllers, run_main, summarize_ms  # noqa: E402
+from common import Api, base_parser, log, run_controllers, run_main, summarize_ms
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--window", type=int, default=4, help="most unacked frames per controller")
     p.add_argument("--duration", type=float, default=30.0, help="seconds to send (ignored with --total)")
     p.add_argument("--total", type=int, default=None, help="send this many readings in all instead")
-    p.add_argument("--events", type=int, default=0, help="fresh events to spread readings over (0 = one per controller)")
+    p.add_argument("--events", type=int, default=0, help="fresh events (0 = one per controller)")
     p.add_argument("--timestamps", action="store_true", help="send a per-reading timestamp")
     return p.parse_args()
 

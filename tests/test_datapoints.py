@@ -859,11 +859,13 @@ async def test_reserved_segments_wrong_method_is_405(
     assert resp.headers.get("Allow")
 
 
-async def test_series_is_reserved_404(client: Any, admin_headers: H) -> None:
+async def test_series_is_reserved_and_post_only(client: Any, admin_headers: H) -> None:
+    # `series` now exists (POST, issue 4): it is never an id, and other methods are 405.
     for path in (f"{DP}/series", f"{DP}/series/"):
         resp = await client.get(path, headers=admin_headers)
-        assert resp.status_code == 404
-        assert (await body(resp)) == {"detail": "Not Found"}
+        assert resp.status_code == 405
+        assert (await body(resp)) == {"detail": "Method Not Allowed"}
+        assert "POST" in resp.headers["Allow"]
 
 
 # ---------------------------------------------------------------- single read and delete

@@ -202,7 +202,6 @@ async def test_trailing_slash_on_health(client: Any) -> None:
         ("GET", "/nope"),
         ("GET", "/api/v2/events"),
         ("GET", "/api/v1/events/a/b/c"),
-        ("GET", "/api/v1/datapoints/series"),
         ("GET", "/api/v1/experiments/x/export/xlsx"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from quart import Blueprint, request
@@ -15,7 +16,16 @@ from webmacs.http.responses import datapoint_json, json_response, page_body, suc
 from webmacs.http.routing import route
 from webmacs.readings import batch_too_large, parse_item, parse_items, rejection_json
 from webmacs.storage.records import DatapointFilter, IngestResult, NewReading, Rejection
-from webmacs.validation import FieldError, ValidationFailed, is_public_id, parse_timestamp
+from webmacs.storage.sql.series import SeriesQuery
+from webmacs.validation import (
+    FieldError,
+    Fields,
+    ValidationFailed,
+    format_timestamp,
+    is_public_id,
+    parse_timestamp,
+    utcnow,
+)
 
 bp = Blueprint("datapoints", __name__, url_prefix="/api/v1/datapoints")
 
@@ -79,6 +89,73 @@ async def create_batch() -> Any:
 @route(bp, "/bulk", ["POST"])
 async def create_bulk() -> Any:
     return await _create_batch()
+
+
+MAX_SERIES_EVENTS = 100
+MAX_SERIES_POINTS = 10_000
+MAX_SERIES_MINUTES = 10 * 366 * 24 * 60
+
+
+def read_series_query(body: Any) -> SeriesQuery:
+    fields = Fields(body)
+    ids = fields.data.get("event_public_ids")
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_SERIES_EVENTS or not all(
+        isinstance(i, str) for i in ids
+    ):
+        fields.error("event_public_ids",
+                     f"Input should be a list of 1 to {MAX_SERIES_EVENTS} event ids.", "list_type", ids)
+    minutes = fields.number("minutes", required=False)
+    if minutes is not None and not 0 < minutes <= MAX_SERIES_MINUTES:
+        fields.error("minutes", "Input should be greater than 0 and at most ten years.",
+                     "value_error", minutes)
+    since = until = None
+    for name in ("since", "until"):
+        raw = fields.data.get(name)
+        if raw is None:
+            continue
+        value = parse_timestamp(raw)
+        if value is None:
+            fields.error(name, "Input should be an ISO 8601 timestamp with a UTC offset.",
+                         "datetime_parsing", raw)
+        elif name == "since":
+            since = value
+        else:
+            until = value
+    points = fields.data.get("max_points", 1000)
+    if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= MAX_SERIES_POINTS:
+        fields.error("max_points", f"Input should be an integer from 1 to {MAX_SERIES_POINTS}.",
+                     "int_range", points)
+    fields.check()
+    until = until or utcnow()
+    if since is None:
+        if minutes is None:
+            raise ValidationFailed([FieldError(("body",), "Give 'minutes' or 'since'.", "missing")])
+        since = until - timedelta(minutes=minutes)
+    if since >= until:
+        raise ValidationFailed([FieldError(("body", "since"), "'since' must be before 'until'.",
+                                           "value_error")])
+    return SeriesQuery(tuple(dict.fromkeys(ids)), since, until, int(points))  # type: ignore[arg-type]
+
+
+@route(bp, "/series", ["POST"])
+async def series() -> Any:
+    """Downsampled series for charts: per event at most ``max_points`` time buckets."""
+    await current_user()
+    q = read_series_query(await json_body())
+    result = await services().repos.datapoints.series(q)
+    return json_response({
+        "since": format_timestamp(q.since), "until": format_timestamp(q.until),
+        "bucket_seconds": q.width.total_seconds(), "max_points": q.max_points,
+        "series": [
+            {"event_public_id": pid, "points": [
+                {"timestamp": format_timestamp(q.bucket_start(p.bucket)), "min": p.min, "max": p.max,
+                 "mean": p.mean, "last": p.last, "count": p.count,
+                 "last_timestamp": format_timestamp(p.last_timestamp)}
+                for p in points
+            ]}
+            for pid, points in result.items()
+        ],
+    })
 
 
 def _id_filter(canonical: str, alias: str) -> str | None:

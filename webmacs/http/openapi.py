@@ -281,6 +281,27 @@ def _schemas() -> dict[str, Schema]:
              "rejected": {"type": "array", "items": ref("BatchRejection"),
                           "description": "Items not written, by index, with the reason."}},
             ("status", "message", "accepted")),
+        "SeriesRequest": obj(
+            {"event_public_ids": {"type": "array", "items": string(), "minItems": 1, "maxItems": 100},
+             "minutes": {"type": "number", "exclusiveMinimum": 0,
+                         "description": "Window ending at `until` (default now); or give `since`."},
+             "since": ref("Timestamp"), "until": ref("Timestamp"),
+             "max_points": integer(1, 10000, default=1000)},
+            ("event_public_ids",),
+            examples=[{"event_public_ids": [EXAMPLE_ID], "minutes": 60, "max_points": 1000}]),
+        "SeriesPoint": obj(
+            {"timestamp": ref("Timestamp"), "min": {"type": "number"}, "max": {"type": "number"},
+             "mean": {"type": "number"}, "last": {"type": "number"}, "count": integer(1),
+             "last_timestamp": ref("Timestamp")},
+            ("timestamp", "min", "max", "mean", "last", "count", "last_timestamp")),
+        "SeriesResponse": obj(
+            {"since": ref("Timestamp"), "until": ref("Timestamp"), "bucket_seconds": {"type": "number"},
+             "max_points": integer(1),
+             "series": {"type": "array", "items": obj(
+                 {"event_public_id": string(),
+                  "points": {"type": "array", "items": ref("SeriesPoint")}},
+                 ("event_public_id", "points"))}},
+            ("since", "until", "bucket_seconds", "max_points", "series")),
         "DatapointResponse": obj(
             {"public_id": ref("PublicId"), "value": {"type": "number"}, "timestamp": ref("Timestamp"),
              "event_public_id": ref("PublicId"),
@@ -525,6 +546,14 @@ def _datapoint_paths() -> dict[str, Schema]:
         },
         f"{base}/batch": {"post": batch("createDatapoints", deprecated=False)},
         f"{base}/bulk": {"post": batch("createDatapointsBulk", deprecated=True)},
+        f"{base}/series": {"post": op(
+            "datapointSeries", "datapoints", "Downsampled series for charts",
+            {"200": json_ok("Per requested event, at most `max_points` buckets ascending in time.",
+                            ref("SeriesResponse"))},
+            body="SeriesRequest",
+            description="Computed in the database by time buckets of `(until - since) / max_points`: "
+                        "min, max, mean and last (latest timestamp) per bucket, so spikes survive. "
+                        "Unknown ids get an empty list.")},
         f"{base}/latest": {"get": op(
             "latestDatapoints", "datapoints", "Latest datapoint per event",
             {"200": json_ok("A bare array: one row per event with data, in event order.",

@@ -18,6 +18,7 @@ from webmacs.storage.records import (
     Rejection,
 )
 from webmacs.storage.sql.common import SqlRepository, fetch_page
+from webmacs.storage.sql.series import SeriesPoint, SeriesQuery, run_series
 from webmacs.storage.tables import datapoints, events, experiments
 from webmacs.validation import is_public_id
 
@@ -63,6 +64,8 @@ def _where(flt: DatapointFilter) -> list[Any] | None:
 
 
 class SqlDatapointRepository(SqlRepository):
+    timescale = False  # set for STORAGE_BACKEND=timescale: series use time_bucket()
+
     async def page(self, flt: DatapointFilter, offset: int, limit: int) -> Page[DatapointRecord]:
         conds = _where(flt)
         if conds is None:
@@ -111,6 +114,9 @@ class SqlDatapointRepository(SqlRepository):
         )
         rows = await self.db.read(lambda c: c.execute(query).all())
         return [_datapoint(r) for r in rows]
+
+    async def series(self, q: SeriesQuery) -> dict[str, list[SeriesPoint]]:
+        return await self.db.read(lambda c: run_series(c, q, self.db.dialect, self.timescale))
 
     async def store(self, items: Sequence[StampedRow]) -> list[DatapointRecord | Rejection]:
         """Insert already-stamped readings in one transaction; one outcome per item, in order.

@@ -1,0 +1,130 @@
+"""Downsampled series for charts, computed in the database by time buckets.
+
+Each bucket reports min, max, mean and last (the value with the latest timestamp, ties to the
+row stored last) and a count, so a chart still shows a spike that striding would skip.
+Buckets are ``width = (until - since) / max_points`` wide, so there are at most ``max_points``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from webmacs.storage.tables import events, from_micros, to_micros
+from webmacs.validation import is_public_id
+
+
+@attrs.frozen
+class SeriesPoint:
+    bucket: int
+    min: float
+    max: float
+    mean: float
+    last: float
+    count: int
+    last_timestamp: datetime
+
+
+@attrs.frozen
+class SeriesQuery:
+    event_ids: tuple[str, ...]
+    since: datetime
+    until: datetime
+    max_points: int
+
+    @property
+    def width(self) -> timedelta:
+        return (self.until - self.since) / self.max_points
+
+    def bucket_start(self, bucket: int) -> datetime:
+        return self.since + self.width * bucket
+
+
+POSTGRES_SERIES = """
+WITH buckets AS (
+  SELECT d.event_id,
+         floor(extract(epoch FROM (d.timestamp - :since)) / :width_s)::int AS bucket,
+         min(d.value) AS min, max(d.value) AS max, avg(d.value) AS mean, count(*) AS n,
+         max(d.timestamp) AS last_ts
+  FROM datapoints d
+  WHERE d.event_id = ANY(:event_ids) AND d.timestamp >= :since AND d.timestamp < :until
+  GROUP BY 1, 2
+)
+SELECT b.event_id, b.bucket, b.min, b.max, b.mean, b.n, b.last_ts,
+       (SELECT x.value FROM datapoints x
+        WHERE x.event_id = b.event_id AND x.timestamp = b.last_ts
+        ORDER BY x.id DESC LIMIT 1) AS last
+FROM buckets b
+ORDER BY b.event_id, b.bucket
+"""
+
+TIMESCALE_SERIES = """
+SELECT d.event_id,
+       floor(extract(epoch FROM (time_bucket(make_interval(secs => :width_s), d.timestamp, :since)
+                                 - :since)) / :width_s)::int AS bucket,
+       min(d.value) AS min, max(d.value) AS max, avg(d.value) AS mean, count(*) AS n,
+       max(d.timestamp) AS last_ts, last(d.value, d.timestamp) AS last
+FROM datapoints d
+WHERE d.event_id = ANY(:event_ids) AND d.timestamp >= :since AND d.timestamp < :until
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+SQLITE_SERIES = """
+WITH buckets AS (
+  SELECT d.event_id, (d.timestamp - :since) / :width_us AS bucket,
+         min(d.value) AS min, max(d.value) AS max, avg(d.value) AS mean, count(*) AS n,
+         max(d.timestamp) AS last_ts
+  FROM datapoints d
+  WHERE d.event_id IN (SELECT value FROM json_each(:event_ids))
+    AND d.timestamp >= :since AND d.timestamp < :until
+  GROUP BY 1, 2
+)
+SELECT b.event_id, b.bucket, b.min, b.max, b.mean, b.n, b.last_ts,
+       (SELECT x.value FROM datapoints x
+        WHERE x.event_id = b.event_id AND x.timestamp = b.last_ts
+        ORDER BY x.id DESC LIMIT 1) AS last
+FROM buckets b
+ORDER BY b.event_id, b.bucket
+"""
+
+
+def series_sql(dialect: str, timescale: bool) -> str:
+    if dialect == "sqlite":
+        return SQLITE_SERIES
+    return TIMESCALE_SERIES if timescale else POSTGRES_SERIES
+
+
+def run_series(
+    conn: Connection, q: SeriesQuery, dialect: str, timescale: bool
+) -> dict[str, list[SeriesPoint]]:
+    """Points per requested event public id (unknown ids get an empty list)."""
+    wanted = [pid for pid in q.event_ids if is_public_id(pid)]
+    found = conn.execute(
+        sa.select(events.c.id, events.c.public_id).where(events.c.public_id.in_(wanted))
+    ).all() if wanted else []
+    by_row_id = {int(r[0]): str(r[1]) for r in found}
+    out: dict[str, list[SeriesPoint]] = {pid: [] for pid in q.event_ids}
+    if not by_row_id:
+        return out
+    params: dict[str, Any]
+    if dialect == "sqlite":
+        params = {"since": to_micros(q.since), "until": to_micros(q.until),
+                  "width_us": max(1, int(q.width / timedelta(microseconds=1))),
+                  "event_ids": orjson.dumps(list(by_row_id)).decode()}
+    else:
+        params = {"since": q.since, "until": q.until, "width_s": q.width.total_seconds(),
+                  "event_ids": list(by_row_id)}
+    rows = conn.execute(sa.text(series_sql(dialect, timescale)), params)
+    for event_id, bucket, lo, hi, mean, n, last_ts, last in rows:
+        bucket = min(int(bucket), q.max_points - 1)
+        ts = from_micros(int(last_ts)) if dialect == "sqlite" else last_ts
+        out[by_row_id[int(event_id)]].append(
+            SeriesPoint(bucket, float(lo), float(hi), float(mean), float(last), int(n), ts)
+        )
+    return out
