@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,6 @@ def batch_body(event_ids: list[str], batch: int, timestamps: bool) -> bytes:
         for i in range(batch)
     ]
     if timestamps:
-        from datetime import UTC, datetime, timedelta
-
         base = datetime.now(UTC)
         for i, item in enumerate(items):
             item["timestamp"] = utc_iso(base + timedelta(microseconds=i))

@@ -32,8 +32,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the database, create the schema, seed the admin; dispose of the engine at the end."""
     db = Database(settings.sqlalchemy_url, settings.db_pool_size)
     try:
-        await prepare(db, settings.storage_backend)
-        repos = build_repositories(db)
+        await prepare(db, settings.storage_backend, settings.timescale)
+        repos = build_repositories(db, settings.storage_backend)
         passwords = PasswordHasher(settings.bcrypt_rounds)
         seeded = await repos.users.seed_admin(
             settings.initial_admin_email,

@@ -16,6 +16,7 @@ from typing import Literal
 import attrs
 import orjson
 
+from webmacs.storage.timescale import TimescaleOptions, valid_interval
 from webmacs.validation import normalise_email
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Settings:
     db_pool_size: int = 8
     max_body_bytes: int = 8 * 1024 * 1024
     secret_key_generated: bool = False
+    timescale: TimescaleOptions = attrs.field(factory=TimescaleOptions)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -249,6 +251,14 @@ def load_settings(
     if not len(password) >= 8 or len(password.encode()) > 72:
         raise SettingsError("INITIAL_ADMIN_PASSWORD must be 8 characters to 72 bytes long.")
 
+    intervals: dict[str, str | None] = {}
+    for name, default in (("TIMESCALE_CHUNK_INTERVAL", "1 day"), ("TIMESCALE_COMPRESS_AFTER", None),
+                          ("TIMESCALE_RETENTION", None)):
+        raw = env.get(name, "").strip()
+        if raw and not valid_interval(raw):
+            raise SettingsError(f"{name} must be an interval such as '7 days', got {raw!r}.")
+        intervals[name] = raw or default
+
     host = env.get("HOST", "").strip() or "127.0.0.1"
     return Settings(
         database_url=database_url,
@@ -269,6 +279,11 @@ def load_settings(
         db_pool_size=_int(env, "DB_POOL_SIZE", 8, 1, 64),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
         secret_key_generated=generated,
+        timescale=TimescaleOptions(
+            chunk_interval=intervals["TIMESCALE_CHUNK_INTERVAL"] or "1 day",
+            compress_after=intervals["TIMESCALE_COMPRESS_AFTER"],
+            retention=intervals["TIMESCALE_RETENTION"],
+        ),
     )
 
 

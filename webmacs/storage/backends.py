@@ -12,6 +12,8 @@ from webmacs.storage.sql.events import SqlEventRepository
 from webmacs.storage.sql.experiments import SqlExperimentRepository
 from webmacs.storage.sql.logs import SqlLogRepository
 from webmacs.storage.sql.users import SqlTokenRepository, SqlUserRepository
+from webmacs.storage.tables import metadata
+from webmacs.storage.timescale import CHECK_EXTENSION, TimescaleOptions, schema_statements
 
 
 class StorageError(Exception):
@@ -28,27 +30,39 @@ class Repositories:
     logs: SqlLogRepository
 
 
-def build_repositories(db: Database) -> Repositories:
+def build_repositories(db: Database, backend: str = "") -> Repositories:
+    datapoints = SqlDatapointRepository(db)
+    datapoints.timescale = backend == "timescale"
     return Repositories(
         users=SqlUserRepository(db),
         tokens=SqlTokenRepository(db),
         events=SqlEventRepository(db),
         experiments=SqlExperimentRepository(db),
-        datapoints=SqlDatapointRepository(db),
+        datapoints=datapoints,
         logs=SqlLogRepository(db),
     )
 
 
-async def prepare(db: Database, backend: str) -> None:
-    """Create missing tables; for ``timescale``, refuse to start without the extension."""
-    if backend == "timescale":
-        def has_extension(conn: sa.Connection) -> bool:
-            query = sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
-            return conn.execute(query).first() is not None
+async def prepare(db: Database, backend: str, timescale: TimescaleOptions | None = None) -> None:
+    """Create missing tables; for ``timescale``, refuse to start without the extension, then
+    make ``datapoints`` a hypertable with the configured policies."""
+    if backend != "timescale":
+        await trio.to_thread.run_sync(db.create_schema_sync, limiter=db.limiter)
+        return
 
-        if not await db.read(has_extension):
-            raise StorageError(
-                "STORAGE_BACKEND=timescale but the timescaledb extension is not installed "
-                "in this database (CREATE EXTENSION timescaledb;)."
-            )
-    await trio.to_thread.run_sync(db.create_schema_sync, limiter=db.limiter)
+    def has_extension(conn: sa.Connection) -> bool:
+        return conn.execute(sa.text(CHECK_EXTENSION)).first() is not None
+
+    if not await db.read(has_extension):
+        raise StorageError(
+            "STORAGE_BACKEND=timescale but the timescaledb extension is not installed "
+            "in this database (CREATE EXTENSION timescaledb;)."
+        )
+    others = [t for t in metadata.sorted_tables if t.name != "datapoints"]
+
+    def create(conn: sa.Connection) -> None:
+        metadata.create_all(conn, tables=others)
+        for statement in schema_statements(timescale or TimescaleOptions()):
+            conn.execute(sa.text(statement))
+
+    await db.write(create)
