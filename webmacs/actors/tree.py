@@ -33,6 +33,7 @@ from webmacs.actors.hub import (
     Subscription,
     run_hub,
 )
+from webmacs.actors.loop_monitor import LoopLag, run_loop_monitor
 from webmacs.actors.messages import Future, IngestFailed, Ticket
 from webmacs.actors.outbox import SubscriberOutbox
 from webmacs.actors.router import (
@@ -71,10 +72,27 @@ class ActorTree:
         self.hub = hub
         self._router_send = router_send
         self._hub_send = hub_send
+        self.loop_lag = LoopLag()
         self.shutting_down = trio.Event()
         self.connections = 0
         self._no_connections = trio.Event()
         self._no_connections.set()
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters for operators and benchmarks (no secrets, cheap to compute)."""
+        recorders = {
+            "-" if key is None else str(key): {"batches": h.batches, "rows": h.rows,
+                                               "queued": h.recv.statistics().current_buffer_used}
+            for key, h in self.router.recorders.items()
+        }
+        return {
+            "loop_lag": self.loop_lag.summary(),
+            "recorders": recorders,
+            "rows_committed": sum(h.rows for h in self.router.recorders.values()),
+            "hub": {"subscribers": len(self.hub.subscriptions), "published": self.hub.published},
+            "connections": self.connections,
+            "escalated": dict(self.supervisor.escalated),
+        }
 
     @property
     def healthy(self) -> bool:
@@ -183,6 +201,7 @@ async def open_actor_tree(
         router_send, router_recv = trio.open_memory_channel[RouterMessage](ROUTER_INBOX)
         supervisor.start_permanent("router", run_router, router_recv, router)
         tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send)
+        supervisor.start_permanent("loop-monitor", run_loop_monitor, tree.loop_lag)
         try:
             yield tree
         finally:

@@ -321,6 +321,8 @@ def _schemas() -> dict[str, Schema]:
         "Health": obj(
             {"status": enum(("healthy", "degraded"), "`degraded` when the database probe fails."),
              "version": string(), "database": enum(("ok", "error"), "Result of a trivial query."),
+             "actors": enum(("ok", "degraded"),
+                            "`degraded` when an actor of the tree keeps crashing past its limit."),
              "uptime_seconds": {"type": "number"}},
             ("status", "version", "database")),
         **{f"{name}Page": page_of(f"{name}Response")
@@ -362,6 +364,13 @@ def _responses() -> dict[str, Schema]:
 
 
 def _parameters() -> dict[str, Schema]:
+    """Shared parameters by name."""
+    return _parameter_table() | {"ResetLag": {
+        "name": "reset", "in": "query", "required": False, "schema": {"type": "string", "enum": ["1"]},
+        "description": "Admins: clear the loop-lag window."}}
+
+
+def _parameter_table() -> dict[str, Schema]:
     """Parameters by key, inlined into the operations (simple clients need not resolve them)."""
 
     def query(name: str, schema: Schema, description: str, **extra: Any) -> Schema:
@@ -578,6 +587,13 @@ def _system_paths() -> dict[str, Schema]:
                 "503": json_ok("The database probe failed.", health, {
                     "status": "degraded", "version": "0.1.0", "database": "error", "uptime_seconds": 12.5})},
             public=True, db=False, description="Runs a trivial query with a 2 s timeout.")},
+        "/api/v1/metrics": {"get": op(
+            "metrics", "system", "Runtime metrics",
+            {"200": json_ok("Event-loop lag (p50/p99/max over the last minute), committed rows per "
+                            "recorder, hub subscribers and publishes, open WebSocket connections.",
+                            {"type": "object"})},
+            params=("ResetLag",),
+            description="`?reset=1` (admins) clears the loop-lag window, e.g. before a benchmark.")},
         "/openapi.json": {"get": op(
             "openapi", "system", "This OpenAPI document",
             {"200": json_ok("OpenAPI 3.1.", {"type": "object"})}, public=True, db=False)},
