@@ -33,6 +33,11 @@ def count_points(body: Any) -> tuple[int, int]:
             return any(k in x for k in ("value", "v", "avg", "mean", "y", "min", "max"))
         return isinstance(x, list | tuple) and 2 <= len(x) <= 6 and not isinstance(x[0], dict | list)
 
+    if isinstance(body, dict) and isinstance(body.get("series"), list) and all(
+        isinstance(s, dict) and isinstance(s.get("points"), list) for s in body["series"]
+    ):  # the shape webmacs answers: {"series": [{"event_public_id", "points": [...]}, ...]}
+        return len(body["series"]), sum(len(s["points"]) for s in body["series"])
+
     series = points = 0
 
     def walk(x: Any) -> None:
@@ -100,7 +105,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 latencies.append(dt)
             if points is None:
                 nbytes = len(resp.content)
-                series, points = count_points(loads(resp.content))
+                parsed = loads(resp.content)
+                series, points = count_points(parsed)
+                if isinstance(parsed, dict) and "bucket_seconds" in parsed:
+                    out["bucket_seconds"] = parsed["bucket_seconds"]
     out.update({
         "requests": args.requests,
         "latency": summarize_ms(latencies, (50, 90, 99)),
@@ -119,7 +127,7 @@ def parse_args() -> argparse.Namespace:
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument("--event-id", action="append", help="event public_id (repeatable); default: all with data")
     p.add_argument("--max-events", type=int, default=8, help="most events when taken from /latest")
-    p.add_argument("--minutes", type=float, default=60.0, help="window ending now (ignored with --since)")
+    p.add_argument("--minutes", type=int, default=60, help="window ending now (ignored with --since)")
     p.add_argument("--since", default=None, help="ISO 8601 start (with offset) instead of --minutes")
     p.add_argument("--until", default=None, help="ISO 8601 end (with --since)")
     p.add_argument("--max-points", type=int, default=1000, help="max_points of the request")

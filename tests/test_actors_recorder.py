@@ -22,14 +22,18 @@ TS = datetime(2026, 2, 10, 20, 44, 8, tzinfo=UTC)
 Row = tuple[NewReading, datetime, tuple[int, str] | None]
 
 
+Action = float | BaseException | tuple[float, BaseException] | None
+
+
 class FakeStore:
     """Records each call with its virtual time; ``script`` scripts per-call behaviour.
 
-    A script entry is a duration to sleep (float), an exception instance to raise, or None.
-    Readings whose event id is in ``unknown`` are rejected like unknown events.
+    A script entry is a duration to sleep (float), an exception instance to raise at once, a
+    (duration, exception) pair to raise after a while, or None. Readings whose event id is in
+    ``unknown`` are rejected like unknown events.
     """
 
-    def __init__(self, script: Sequence[float | BaseException | None] = (), unknown: frozenset[str] = frozenset()):
+    def __init__(self, script: Sequence[Action] = (), unknown: frozenset[str] = frozenset()) -> None:
         self.script = list(script)
         self.unknown = unknown
         self.calls: list[tuple[float, list[Row]]] = []
@@ -39,6 +43,9 @@ class FakeStore:
     async def __call__(self, rows: Sequence[Row]) -> list[DatapointRecord | Rejection]:
         self.calls.append((trio.current_time(), list(rows)))
         action = self.script.pop(0) if self.script else None
+        if isinstance(action, tuple):
+            await trio.sleep(action[0])
+            raise action[1]
         if isinstance(action, BaseException):
             raise action
         await trio.sleep(action or 0)
@@ -305,36 +312,31 @@ async def test_transient_database_trouble_is_retried(autojump_clock: trio.testin
     assert store.call_times(t0) == pytest.approx([1.0, 1.1, 1.6])
 
 
-async def test_fault_fails_every_ticket_in_hand_and_crashes(autojump_clock: trio.testing.MockClock) -> None:
-    store = FakeStore(script=[2.0])
+async def test_fault_fails_batch_and_crashes(autojump_clock: trio.testing.MockClock) -> None:
+    store = FakeStore()
     handle = RecorderHandle(None)
     faulted: list[Batch] = []
 
     def fault(batch: Batch) -> None:
         faulted.append(batch)
-        if len(faulted) == 2:
-            raise RuntimeError("simulated crash")
+        raise RuntimeError("simulated crash")
 
     handle.fault = fault
-    j1, j2, j3 = job("a"), job("b"), job("c")
+    j1, j2 = job("a", "b"), job("c")
     with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="simulated crash"), flatten_subgroups=True):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_recorder, handle, store, Publisher(), FlushPolicy(window=1.0))
             t0 = trio.current_time()
-            await handle.send.send(j1)  # written 1..3
-            await trio.sleep(1.5)
-            await handle.send.send(j2)  # batch ready at 2.5; reaches the writer at 3 and faults
-            await trio.sleep(1.2)
-            await handle.send.send(j3)  # at 2.7: gathered by the collector after the handoff at 3
+            await handle.send.send(j1)
+            await handle.send.send(j2)
             await trio.sleep_forever()
-    assert trio.current_time() - t0 == pytest.approx(3.0)
-    assert len((await j1.ticket.wait()).stored) == 1
-    for j in (j2, j3):
+    assert trio.current_time() - t0 == pytest.approx(1.0)
+    for j in (j1, j2):
         assert j.ticket.done  # nobody is left waiting
-        with pytest.raises(IngestFailed, match="Database unavailable."):
+        with pytest.raises(IngestFailed, match=r"Database unavailable\."):
             await j.ticket.wait()
-    assert len(store.calls) == 1
-    assert len(faulted) == 2
+    assert store.calls == []
+    assert len(faulted) == 1
     assert not handle.finished.is_set()
 
 
@@ -346,8 +348,34 @@ async def test_store_exception_fails_batch_and_crashes(autojump_clock: trio.test
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_recorder, handle, store, Publisher(), FlushPolicy(window=1.0))
             await handle.send.send(j)
-    with pytest.raises(IngestFailed, match="Database unavailable."):
+    with pytest.raises(IngestFailed, match=r"Database unavailable\."):
         await j.ticket.wait()
+    assert len(store.calls) == 1
+
+
+async def test_crash_also_fails_the_batch_waiting_for_the_writer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The collector's batch in hand is failed too; jobs still in the inbox wait for a restart."""
+    store = FakeStore(script=[(2.0, RuntimeError("connection reset"))])
+    handle = RecorderHandle(None)
+    j1, j2, j3 = job("a"), job("b"), job("c")
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError), flatten_subgroups=True):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_recorder, handle, store, Publisher(), FlushPolicy(window=1.0))
+            t0 = trio.current_time()
+            await handle.send.send(j1)  # written from 1, raises at 3
+            await trio.sleep(1.5)
+            await handle.send.send(j2)  # batched at 2.5, waits for the writer
+            await trio.sleep(1.2)
+            await handle.send.send(j3)  # at 2.7: stays in the inbox
+            await trio.sleep_forever()
+    assert trio.current_time() - t0 == pytest.approx(3.0)
+    for j in (j1, j2):
+        with pytest.raises(IngestFailed):
+            await j.ticket.wait()
+    assert not j3.ticket.done
+    assert handle.recv.receive_nowait() is j3  # kept for the restarted recorder
     assert len(store.calls) == 1
 
 

@@ -369,7 +369,7 @@ async def test_submit_after_close_fails_ticket(autojump_clock: trio.testing.Mock
         h.router.close()
         await h.router.drained()
         ticket = await h.submit(reading())
-        with pytest.raises(IngestFailed, match="Server shutting down."):
+        with pytest.raises(IngestFailed, match=r"Server shutting down\."):
             await ticket.wait()
 
 

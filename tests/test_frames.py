@@ -28,7 +28,8 @@ EV = "3f2a9c1d-5b7e-4c1a-9d2e-8a6b4c0f1e23"
 
 
 def test_v2_frame_without_seq() -> None:
-    frame = parse_telemetry(orjson.dumps({"datapoints": [{"value": 21.5, "event_public_id": EV}]}).decode(), 10)
+    raw = orjson.dumps({"datapoints": [{"value": 21.5, "event_public_id": EV}]}).decode()
+    frame = parse_telemetry(raw, 10)
     assert frame == TelemetryFrame(None, False, [NewReading(0, 21.5, EV, None)], [])
 
 
@@ -118,7 +119,10 @@ def test_batch_too_large_names_the_limit() -> None:
     "(§4.4/§5.2; the REST path falls back to json.loads in http/requests.parse_json)",
 )
 def test_overflowing_number_rejects_only_that_item() -> None:
-    raw = '{"seq": 1, "datapoints": [{"value": 1e400, "event_public_id": "%s"}, {"value": 2, "event_public_id": "%s"}]}'
+    raw = (
+        '{"seq": 1, "datapoints": [{"value": 1e400, "event_public_id": "%s"}, '
+        '{"value": 2, "event_public_id": "%s"}]}'
+    )
     frame = parse_telemetry(raw % (EV, EV), 10)
     assert isinstance(frame, TelemetryFrame)
     assert frame.readings == [NewReading(1, 2.0, EV, None)]

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
-from webmacs.storage.tables import metadata
+from webmacs.storage.tables import create_schema
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ class Database:
             return await trio.to_thread.run_sync(self.write_sync, fn, limiter=self.limiter)
 
     def create_schema_sync(self) -> None:
-        with self._translate():
-            metadata.create_all(self.engine)
+        with self._translate(), self.engine.begin() as conn:
+            create_schema(conn)
 
     async def create_schema(self) -> None:
         await trio.to_thread.run_sync(self.create_schema_sync, limiter=self.limiter)

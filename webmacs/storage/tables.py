@@ -130,6 +130,19 @@ datapoints = sa.Table(
     sa.Index("ix_datapoints_ts", "timestamp", "id"),
 )
 
+# Row counts per (event, experiment), kept in the same transactions as the rows themselves, so a
+# page's ``total`` is a sum over a few counters instead of a count over millions of rows.
+# ``experiment_key`` is the experiment's row id, 0 for readings outside any experiment.
+datapoint_counts = sa.Table(
+    "datapoint_counts",
+    metadata,
+    sa.Column(
+        "event_id", BigId, sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("experiment_key", BigId, primary_key=True, autoincrement=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
 log_entries = sa.Table(
     "log_entries",
     metadata,
@@ -150,4 +163,19 @@ revoked_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
 
-ALL_TABLES = (revoked_tokens, log_entries, datapoints, experiments, events, users)
+ALL_TABLES = (
+    revoked_tokens, log_entries, datapoint_counts, datapoints, experiments, events, users
+)
+
+
+def create_schema(conn: sa.Connection, tables: list[sa.Table] | None = None) -> None:
+    """Create missing tables; a counters table added to an existing database is backfilled."""
+    inspector = sa.inspect(conn)
+    had_counts = inspector.has_table("datapoint_counts")
+    had_datapoints = inspector.has_table("datapoints")
+    metadata.create_all(conn, tables=tables)
+    if had_datapoints and not had_counts:
+        conn.execute(sa.text(
+            "INSERT INTO datapoint_counts (event_id, experiment_key, n) "
+            "SELECT event_id, COALESCE(experiment_id, 0), count(*) FROM datapoints GROUP BY 1, 2"
+        ))

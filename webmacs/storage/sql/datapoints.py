@@ -19,7 +19,7 @@ from webmacs.storage.records import (
 )
 from webmacs.storage.sql.common import SqlRepository, fetch_page
 from webmacs.storage.sql.series import SeriesPoint, SeriesQuery, run_series
-from webmacs.storage.tables import datapoints, events, experiments
+from webmacs.storage.tables import datapoint_counts, datapoints, events, experiments
 from webmacs.validation import is_public_id
 
 EVENT_NOT_FOUND = "Event not found."
@@ -63,6 +63,18 @@ def _where(flt: DatapointFilter) -> list[Any] | None:
     return conds
 
 
+def _counted_total(flt: DatapointFilter) -> sa.Select[Any]:
+    """The total of an unbounded filter from the counters: O(events x experiments), not O(rows)."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(datapoint_counts.c.n), 0))
+    if flt.event_public_id is not None:
+        query = query.where(datapoint_counts.c.event_id == sa.select(events.c.id).where(
+            events.c.public_id == flt.event_public_id).scalar_subquery())
+    if flt.experiment_public_id is not None:
+        query = query.where(datapoint_counts.c.experiment_key == sa.select(experiments.c.id).where(
+            experiments.c.public_id == flt.experiment_public_id).scalar_subquery())
+    return query
+
+
 class SqlDatapointRepository(SqlRepository):
     timescale = False  # set for STORAGE_BACKEND=timescale: series use time_bucket()
 
@@ -71,7 +83,11 @@ class SqlDatapointRepository(SqlRepository):
         if conds is None:
             return Page([], 0)
         query = _SELECT.where(*conds).order_by(datapoints.c.timestamp.desc(), datapoints.c.id.desc())
-        count = sa.select(sa.func.count()).select_from(datapoints).where(*conds)
+        count: sa.Select[Any]
+        if flt.since is None and flt.until is None:
+            count = _counted_total(flt)
+        else:
+            count = sa.select(sa.func.count()).select_from(datapoints).where(*conds)
         return await self.db.read(lambda c: fetch_page(c, query, count, offset, limit, _datapoint))
 
     async def get(self, public_id: str) -> DatapointRecord | None:
@@ -81,8 +97,15 @@ class SqlDatapointRepository(SqlRepository):
 
     async def delete(self, public_id: str) -> bool:
         def run(conn: Connection) -> bool:
-            stmt = datapoints.delete().where(datapoints.c.public_id == public_id)
-            return conn.execute(stmt).rowcount > 0
+            row = conn.execute(
+                sa.select(datapoints.c.id, datapoints.c.event_id, datapoints.c.experiment_id)
+                .where(datapoints.c.public_id == public_id)
+            ).first()
+            if row is None:
+                return False
+            conn.execute(datapoints.delete().where(datapoints.c.id == row.id))
+            add_counts(conn, [(None, None, None, row.event_id, row.experiment_id)], sign=-1)
+            return True
 
         return await self.db.write(run)
 
@@ -169,6 +192,7 @@ def _store(
             str(uid), reading.value, ts, reading.event_public_id, None if exp is None else exp[1]
         ))
     if rows:
+        add_counts(conn, rows)
         if conn.dialect.name == "postgresql":
             copy_rows(conn, rows)
         else:
@@ -177,6 +201,21 @@ def _store(
                  "experiment_id": r[4]} for r in rows
             ])
     return outcomes
+
+
+UPSERT_COUNT = sa.text(
+    "INSERT INTO datapoint_counts (event_id, experiment_key, n) VALUES (:e, :x, :n) "
+    "ON CONFLICT (event_id, experiment_key) DO UPDATE SET n = datapoint_counts.n + excluded.n"
+)
+
+
+def add_counts(conn: Connection, rows: Sequence[tuple[Any, ...]], sign: int = 1) -> None:
+    """Adjust the per-(event, experiment) counters for rows ``(_, _, _, event_id, exp_id)``."""
+    counts: dict[tuple[int, int], int] = {}
+    for row in rows:
+        key = (row[3], row[4] or 0)
+        counts[key] = counts.get(key, 0) + 1
+    conn.execute(UPSERT_COUNT, [{"e": e, "x": x, "n": sign * n} for (e, x), n in sorted(counts.items())])
 
 
 COPY_SQL = (

@@ -14,7 +14,7 @@ from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import ExperimentRecord, ExportRow, Page
 from webmacs.storage.sql.common import SqlRepository, creator_id, fetch_page
 from webmacs.storage.sql.export import export_postgresql, export_sqlite
-from webmacs.storage.tables import datapoints, events, experiments, users
+from webmacs.storage.tables import datapoint_counts, datapoints, events, experiments, users
 from webmacs.validation import new_public_id, utcnow
 
 EXPERIMENT_EXISTS = "Experiment already exists."
@@ -117,8 +117,14 @@ class SqlExperimentRepository(SqlRepository):
     async def delete(self, public_id: str) -> bool:
         # ON DELETE CASCADE removes the experiment's datapoints within the same statement.
         def run(conn: Connection) -> bool:
-            stmt = experiments.delete().where(experiments.c.public_id == public_id)
-            return conn.execute(stmt).rowcount > 0
+            found = conn.execute(
+                sa.select(experiments.c.id).where(experiments.c.public_id == public_id)
+            ).first()
+            if found is None:
+                return False
+            conn.execute(experiments.delete().where(experiments.c.id == found.id))
+            conn.execute(datapoint_counts.delete().where(datapoint_counts.c.experiment_key == found.id))
+            return True
 
         return await self.db.write(run)
 
