@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import create_event
 
-from webmacs.storage.sql.series import TIMESCALE_SERIES, series_sql
+from webmacs.storage.series import TIMESCALE_SERIES, series_sql
 
 SERIES = "/api/v1/datapoints/series"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -1,32 +1,12 @@
-"""Sans-IO CSV export formatting (§4.3): rows, header and an RFC 6266 Content-Disposition."""
+"""Sans-IO parts of the CSV export (§4.3): the header row and an RFC 6266 Content-Disposition."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
-from collections.abc import Iterable
 from urllib.parse import quote
 
-from webmacs.storage.records import ExportRow
-from webmacs.validation import format_timestamp
-
 HEADER = ("timestamp", "event_name", "event_public_id", "value", "unit", "datapoint_public_id")
-
-
-def format_rows(rows: Iterable[ExportRow], header: bool = False) -> str:
-    """CRLF lines, minimal quoting, shortest round-trip floats (``repr``)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    if header:
-        writer.writerow(HEADER)
-    writer.writerows(
-        (format_timestamp(r.timestamp), r.event_name, r.event_public_id, repr(r.value), r.unit,
-         r.datapoint_public_id)
-        for r in rows
-    )
-    return buf.getvalue()
 
 
 def display_name(name: str) -> str:

@@ -16,7 +16,7 @@ from webmacs.http.responses import datapoint_json, json_response, page_body, suc
 from webmacs.http.routing import route
 from webmacs.readings import batch_too_large, parse_item, parse_items, rejection_json
 from webmacs.storage.records import DatapointFilter, IngestResult, NewReading, Rejection
-from webmacs.storage.sql.series import SeriesQuery
+from webmacs.storage.series import SeriesQuery
 from webmacs.validation import (
     FieldError,
     Fields,

@@ -10,20 +10,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+import trio
+
 from webmacs.storage.records import (
     DatapointFilter,
     DatapointRecord,
     EventFields,
     EventRecord,
     ExperimentRecord,
-    ExportRow,
-    IngestResult,
     LogEntryRecord,
     NewReading,
     Page,
+    Rejection,
     UserChanges,
     UserRecord,
 )
+from webmacs.storage.series import SeriesPoint, SeriesQuery
 
 
 class Conflict(Exception):
@@ -57,6 +59,7 @@ class TokenRepository(Protocol):
 
 
 class EventRepository(Protocol):
+    async def ordered_ids(self) -> list[str]: ...
     async def page(self, offset: int, limit: int) -> Page[EventRecord]: ...
     async def get(self, public_id: str) -> EventRecord | None: ...
     async def create(self, fields: EventFields, user_public_id: str | None) -> EventRecord: ...
@@ -71,9 +74,8 @@ class ExperimentRepository(Protocol):
     async def rename(self, public_id: str, name: str | None) -> bool: ...
     async def stop(self, public_id: str) -> ExperimentRecord | None: ...
     async def delete(self, public_id: str) -> bool: ...
-    async def export_chunk(
-        self, public_id: str, after: tuple[datetime, int] | None, limit: int
-    ) -> list[ExportRow]: ...
+    async def intervals(self) -> list[tuple[int, str, datetime, datetime | None]]: ...
+    async def export_csv(self, public_id: str, send: trio.MemorySendChannel[bytes]) -> None: ...
 
 
 class DatapointRepository(Protocol):
@@ -83,7 +85,10 @@ class DatapointRepository(Protocol):
     async def get(self, public_id: str) -> DatapointRecord | None: ...
     async def delete(self, public_id: str) -> bool: ...
     async def latest(self) -> list[DatapointRecord]: ...
-    async def ingest(self, readings: Sequence[NewReading], now: datetime) -> IngestResult: ...
+    async def store(
+        self, items: Sequence[tuple[NewReading, datetime, tuple[int, str] | None]]
+    ) -> list[DatapointRecord | Rejection]: ...
+    async def series(self, q: SeriesQuery) -> dict[str, list[SeriesPoint]]: ...
 
 
 class LogRepository(Protocol):

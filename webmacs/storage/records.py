@@ -71,19 +71,6 @@ class LogEntryRecord:
 
 
 @attrs.frozen
-class ExportRow:
-    """One CSV line's worth of data, plus the key that orders the export."""
-
-    timestamp: datetime
-    event_name: str
-    event_public_id: str
-    value: float
-    unit: str
-    datapoint_public_id: str
-    row_id: int
-
-
-@attrs.frozen
 class DatapointFilter:
     event_public_id: str | None = None
     experiment_public_id: str | None = None

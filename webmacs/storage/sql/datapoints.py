@@ -17,8 +17,8 @@ from webmacs.storage.records import (
     Page,
     Rejection,
 )
+from webmacs.storage.series import SeriesPoint, SeriesQuery, run_series
 from webmacs.storage.sql.common import SqlRepository, fetch_page
-from webmacs.storage.sql.series import SeriesPoint, SeriesQuery, run_series
 from webmacs.storage.tables import datapoint_counts, datapoints, events, experiments
 from webmacs.validation import is_public_id
 

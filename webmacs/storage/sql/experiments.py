@@ -11,10 +11,10 @@ import trio
 from sqlalchemy.engine import Connection
 
 from webmacs.storage.protocols import Conflict
-from webmacs.storage.records import ExperimentRecord, ExportRow, Page
+from webmacs.storage.records import ExperimentRecord, Page
 from webmacs.storage.sql.common import SqlRepository, creator_id, fetch_page
 from webmacs.storage.sql.export import export_postgresql, export_sqlite
-from webmacs.storage.tables import datapoint_counts, datapoints, events, experiments, users
+from webmacs.storage.tables import datapoint_counts, experiments, users
 from webmacs.validation import new_public_id, utcnow
 
 EXPERIMENT_EXISTS = "Experiment already exists."
@@ -139,30 +139,3 @@ class SqlExperimentRepository(SqlRepository):
         async with send:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await trio.to_thread.run_sync(worker, self.db, public_id, emit, limiter=self.db.limiter)
-
-    async def export_chunk(
-        self, public_id: str, after: tuple[datetime, int] | None, limit: int
-    ) -> list[ExportRow]:
-        """The next ``limit`` rows in (timestamp, insertion) order after the keyset ``after``.
-
-        Keyset pages keep memory constant and never repeat a row, whatever is inserted meanwhile.
-        """
-        exp_id = sa.select(experiments.c.id).where(experiments.c.public_id == public_id).scalar_subquery()
-        query = (
-            sa.select(
-                datapoints.c.timestamp, events.c.name, events.c.public_id, datapoints.c.value,
-                events.c.unit, datapoints.c.public_id, datapoints.c.id,
-            )
-            .select_from(datapoints.join(events, events.c.id == datapoints.c.event_id))
-            .where(datapoints.c.experiment_id == exp_id)
-            .order_by(datapoints.c.timestamp, datapoints.c.id)
-            .limit(limit)
-        )
-        if after is not None:
-            query = query.where(
-                sa.tuple_(datapoints.c.timestamp, datapoints.c.id) > sa.tuple_(
-                    sa.literal(after[0], datapoints.c.timestamp.type), sa.literal(after[1])
-                )
-            )
-        rows = await self.db.read(lambda c: c.execute(query).all())
-        return [ExportRow(*r) for r in rows]
