@@ -24,6 +24,7 @@ from webmacs.actors.router import (
     run_router,
 )
 from webmacs.actors.supervisor import Supervisor
+from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import DatapointRecord, ExperimentRecord, IngestResult, NewReading, Rejection
 from webmacs.validation import utcnow
@@ -94,8 +95,9 @@ class FakeExperiments:
 class FakeDatapoints:
     """``store`` like the SQL repository: one outcome per row; ``script`` gives per-call durations."""
 
-    def __init__(self, script: Sequence[float] = ()) -> None:
+    def __init__(self, script: Sequence[float] = (), unavailable_for: frozenset[str] = frozenset()) -> None:
         self.script = list(script)
+        self.unavailable_for = unavailable_for  # batches holding rows of these experiments fail
         self.calls: list[tuple[float, list[Row]]] = []
         self.stored: list[tuple[float, DatapointRecord]] = []  # (commit time, row)
         self._ids = itertools.count(1)
@@ -103,6 +105,8 @@ class FakeDatapoints:
     async def store(self, rows: Sequence[Row]) -> list[DatapointRecord | Rejection]:
         self.calls.append((trio.current_time(), list(rows)))
         await trio.sleep(self.script.pop(0) if self.script else 0)
+        if any(exp is not None and exp[1] in self.unavailable_for for _, _, exp in rows):
+            raise DatabaseUnavailable("down")
         out: list[DatapointRecord | Rejection] = []
         for reading, ts, exp in rows:
             rec = DatapointRecord(f"dp-{next(self._ids)}", reading.value, ts, reading.event_public_id,
@@ -224,10 +228,11 @@ async def test_timestamped_readings_stamped_by_interval(autojump_clock: trio.tes
         assert by_index == {
             0: (old.id, "exp-old"), 1: (old.id, "exp-old"), 2: None, 3: None, 4: (run.id, "exp-run"),
         }
-        # The stopped experiment has no recorder: its readings are written by the None recorder.
+        # One submission, one recorder, one transaction: it holds a reading of the running
+        # experiment, so the running experiment's recorder writes all five, each with its stamp.
         assert set(h.router.recorders) == {None, run.id}
-        assert h.router.recorders[None].rows == 4
-        assert h.router.recorders[run.id].rows == 1
+        assert h.router.recorders[None].rows == 0
+        assert h.router.recorders[run.id].rows == 5
         assert sorted(stamps(res), key=str) == sorted(["exp-old", "exp-old", None, None, "exp-run"], key=str)
 
 
@@ -254,7 +259,7 @@ async def test_stop_handover_no_reading_lost(autojump_clock: trio.testing.MockCl
         assert len(datapoints.stored) == 7
         assert sorted(d.public_id for d in h.published()) == sorted(d.public_id for _, d in datapoints.stored)
         # Readings routed before the stop were stamped before stopped_on; those after, after it.
-        assert all(d.timestamp < record.stopped_on for r in results[:3] for d in r.stored)
+        assert all(d.timestamp <= record.stopped_on for r in results[:3] for d in r.stored)
         assert all(d.timestamp >= record.stopped_on for r in results[3:6] for d in r.stored)
 
 
@@ -323,13 +328,6 @@ async def _stamped_rows_committed_after_delete(h: Harness, public_id: str) -> li
     return [d for t, d in h.datapoints.stored if d.experiment_public_id == public_id and t > delete_at]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Router.delete_experiment drains only the *running* experiment's recorder; a just "
-    "stopped experiment's recorder (already popped from Router.recorders by the stop) may still be "
-    "writing, so its rows, routed before the delete, commit after it (the SQL store's recheck then "
-    "keeps them with experiment null) instead of being deleted with the experiment",
-)
 async def test_delete_right_after_stop_waits_for_stopped_recorder(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -344,11 +342,6 @@ async def test_delete_right_after_stop_waits_for_stopped_recorder(
         assert await _stamped_rows_committed_after_delete(h, "exp-run") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Router.delete_experiment does not drain the None recorder, which writes buffered "
-    "readings stamped with stopped experiments; rows routed before the delete commit after it",
-)
 async def test_delete_waits_for_buffered_readings_of_stopped_experiment(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -361,6 +354,37 @@ async def test_delete_waits_for_buffered_readings_of_stopped_experiment(
         assert await h.ask(lambda f: DeleteExperiment("exp-old", f)) is True
         assert stamps(await ticket.wait()) == ["exp-old"]
         assert await _stamped_rows_committed_after_delete(h, "exp-old") == []
+
+
+async def test_submission_is_written_by_one_recorder(autojump_clock: trio.testing.MockClock) -> None:
+    experiments = FakeExperiments()
+    experiments.add("old", T10, T11)
+    run = experiments.add("run", utcnow() - timedelta(minutes=5))
+    datapoints = FakeDatapoints()
+    async with open_router(experiments, datapoints) as h:
+        readings = (reading(index=0), reading(ts=T10, index=1), reading(index=2))
+        ticket = await h.submit(*readings)
+        res = await ticket.wait()
+        # Never split: the good readings of a submission commit together (§4.4).
+        assert [(d.value, d.experiment_public_id) for d in res.stored] == list(
+            zip([r.value for r in readings], ["exp-run", "exp-old", "exp-run"], strict=True)
+        )
+        assert len(datapoints.calls) == 1
+        assert h.router.recorders[run.id].rows == 3
+        assert h.router.recorders[None].rows == 0
+
+
+async def test_failed_submission_commits_nothing(autojump_clock: trio.testing.MockClock) -> None:
+    experiments = FakeExperiments()
+    experiments.add("old", T10, T11)
+    experiments.add("run", utcnow() - timedelta(minutes=5))
+    datapoints = FakeDatapoints(unavailable_for=frozenset({"exp-old"}))
+    async with open_router(experiments, datapoints) as h:
+        ticket = await h.submit(reading(index=0), reading(ts=T10, index=1))
+        with pytest.raises(IngestFailed):
+            await ticket.wait()
+        assert datapoints.stored == []
+        assert h.published() == []
 
 
 async def test_submit_after_close_fails_ticket(autojump_clock: trio.testing.MockClock) -> None:

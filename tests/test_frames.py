@@ -112,12 +112,6 @@ def test_batch_too_large_names_the_limit() -> None:
     assert len(frame.readings) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: frames.parse_telemetry uses bare orjson.loads, which refuses numbers beyond double "
-    "range (1e400); the whole frame becomes 'Malformed JSON frame.' instead of rejecting that item "
-    "(§4.4/§5.2; the REST path falls back to json.loads in http/requests.parse_json)",
-)
 def test_overflowing_number_rejects_only_that_item() -> None:
     raw = (
         '{"seq": 1, "datapoints": [{"value": 1e400, "event_public_id": "%s"}, '

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 import orjson
 
+from webmacs.jsonparse import MalformedJSON, loads_strict
 from webmacs.readings import batch_too_large, parse_items, rejection_json
 from webmacs.storage.records import NewReading, Rejection
 
@@ -39,8 +40,8 @@ def parse_telemetry(raw: str | bytes, max_batch: int) -> TelemetryFrame | FrameE
     if isinstance(raw, bytes):
         return FrameError(None, False, MALFORMED)  # binary frames are not JSON text (§5.2)
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        body = loads_strict(raw)
+    except MalformedJSON:
         return FrameError(None, False, MALFORMED)
     if not isinstance(body, dict):
         return FrameError(None, False, NOT_OBJECT)

@@ -13,10 +13,12 @@ class Batch:
 
     jobs: list[RecordJob] = attrs.field(factory=list)
     rows: int = 0
+    urgent: bool = False  # holds a barrier (a job without readings): flush without waiting
 
     def add(self, job: RecordJob) -> None:
         self.jobs.append(job)
         self.rows += len(job.items)
+        self.urgent = self.urgent or not job.items
 
     @property
     def empty(self) -> bool:
@@ -44,4 +46,4 @@ class FlushPolicy:
     window: float = 0.02
 
     def full(self, batch: Batch) -> bool:
-        return batch.rows >= self.max_rows
+        return batch.rows >= self.max_rows or batch.urgent

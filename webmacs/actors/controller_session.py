@@ -25,6 +25,7 @@ from webmacs.storage.records import NewReading
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_GRACE_S = 10.0
 SubmitFn = Callable[[tuple[NewReading, ...]], Awaitable[Ticket]]
 
 
@@ -56,6 +57,7 @@ async def run_controller_session(
     name: str = "controller",
 ) -> int:
     stats = SessionStats()
+    slots = trio.Semaphore(max_inflight)
     inflight_send, inflight_recv = trio.open_memory_channel[Pending](max_inflight)
     outbox_send, outbox_recv = trio.open_memory_channel[bytes](outbox_size)
     code = CLOSE_NORMAL
@@ -65,26 +67,38 @@ async def run_controller_session(
         nonlocal replies
         async with inflight_send:
             while True:
+                # A slot per unacknowledged frame, taken *before* reading: at most max_inflight
+                # frames are read and not yet answered, then the socket is left unread.
+                await slots.acquire()
                 raw = await port.receive()
                 activity.touch()
-                stats.frames += 1
-                frame = parse_telemetry(raw, max_batch)
-                if isinstance(frame, FrameError):
-                    replies = replies or frame.has_seq
-                    stats.errors += 1
-                    log.info("%s: bad frame: %s", name, frame.detail)
-                    if replies:
-                        await inflight_send.send(Pending(frame.seq, True, None, frame.detail))
-                    continue
-                replies = replies or frame.has_seq
-                stats.rejected += len(frame.rejected)
-                if frame.readings:
-                    ticket = await submit(tuple(frame.readings))
-                    for r in frame.rejected:
-                        ticket.add_rejection(r)
-                else:
-                    ticket = Ticket(0, frame.rejected)
-                await inflight_send.send(Pending(frame.seq, replies, ticket))
+                # A frame that was read is seen through (submitted and queued for its ack) even
+                # during shutdown; bounded, so a stuck router cannot hold the connection forever.
+                with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_S):
+                    pending = await handle_frame(raw)
+                    if pending is None:
+                        slots.release()
+                    else:
+                        inflight_send.send_nowait(pending)
+
+    async def handle_frame(raw: str | bytes) -> Pending | None:
+        nonlocal replies
+        stats.frames += 1
+        frame = parse_telemetry(raw, max_batch)
+        if isinstance(frame, FrameError):
+            replies = replies or frame.has_seq
+            stats.errors += 1
+            log.info("%s: bad frame: %s", name, frame.detail)
+            return Pending(frame.seq, True, None, frame.detail) if replies else None
+        replies = replies or frame.has_seq
+        stats.rejected += len(frame.rejected)
+        if frame.readings:
+            ticket = await submit(tuple(frame.readings))
+            for r in frame.rejected:
+                ticket.add_rejection(r)
+        else:
+            ticket = Ticket(0, frame.rejected)
+        return Pending(frame.seq, replies, ticket)
 
     async def acker() -> None:
         async with outbox_send:
@@ -106,6 +120,7 @@ async def run_controller_session(
                             reply = error(pending.seq, exc.detail)
                 if reply is not None:
                     await outbox_send.send(reply)
+                slots.release()
 
     async def writer() -> None:
         async for frame in outbox_recv:

@@ -111,7 +111,7 @@ async def _write_loop(
         try:
             if handle.fault is not None:
                 handle.fault(batch)
-            outcomes = await _store_with_retry(store, batch)
+            outcomes = await _store_with_retry(store, batch) if batch.rows else []
         except BaseException as exc:
             fail_jobs(batch, IngestFailed())
             if isinstance(exc, DatabaseUnavailable):

@@ -13,6 +13,7 @@ by the ``None`` recorder.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import attrs
@@ -89,6 +90,7 @@ class Router:
         self.stamper: Stamper[ExperimentKey] = Stamper([])
         self.running: ExperimentKey | None = None
         self.recorders: dict[int | None, RecorderHandle] = {}
+        self.draining: set[RecorderHandle] = set()  # stopped experiments' recorders, finishing
 
     # -- lifecycle
     async def load(self) -> None:
@@ -123,34 +125,59 @@ class Router:
             handle.close()
             await handle.finished.wait()
 
+    async def _forget_when_done(self, handle: RecorderHandle) -> None:
+        await handle.finished.wait()
+        self.draining.discard(handle)
+
     def close(self) -> None:
         for handle in self.recorders.values():
             handle.close()
 
     async def drained(self) -> None:
-        for handle in list(self.recorders.values()):
+        for handle in [*self.recorders.values(), *self.draining]:
             await handle.finished.wait()
 
     # -- ingestion
     async def submit(self, msg: Submit) -> None:
+        """Stamp every reading and queue the whole submission on *one* recorder, so its good
+        readings commit in one transaction: the running experiment's recorder if any reading
+        belongs to it, else the ``None`` recorder (which also writes late readings of stopped
+        experiments, with their stamps)."""
         now = utcnow()
-        groups: dict[int | None, list[Stamped]] = {}
+        running = self.running
+        items = []
+        to_running = False
         for reading in msg.readings:
             ts = reading.timestamp or now
-            exp = self.running if reading.timestamp is None else self.stamper.stamp(ts)
-            key = exp[0] if exp is not None and exp[0] in self.recorders else None
-            groups.setdefault(key, []).append(Stamped(reading, ts, exp))
-        msg.ticket.expect(len(groups))
-        enqueued = trio.current_time()
-        for key, items in groups.items():
-            handle = self.recorders.get(key)
-            job = RecordJob(tuple(items), msg.ticket, enqueued)
+            exp = running if reading.timestamp is None else self.stamper.stamp(ts)
+            to_running = to_running or (exp is not None and exp == running)
+            items.append(Stamped(reading, ts, exp))
+        key = running[0] if to_running and running is not None else None
+        handle = self.recorders.get(key) or self.recorders.get(None)
+        msg.ticket.expect(1)
+        try:
+            if handle is None:
+                raise trio.ClosedResourceError
+            await handle.send.send(RecordJob(tuple(items), msg.ticket, trio.current_time()))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            msg.ticket.fail(IngestFailed("Server shutting down."))
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed: a barrier job through every live
+        recorder (jobs complete in order), and the end of every recorder still draining."""
+        barriers = []
+        for handle in list(self.recorders.values()):
+            ticket = Ticket(1)
             try:
-                if handle is None:
-                    raise trio.ClosedResourceError
-                await handle.send.send(job)
+                await handle.send.send(RecordJob((), ticket, trio.current_time()))
+                barriers.append(ticket)
             except (trio.ClosedResourceError, trio.BrokenResourceError):
-                msg.ticket.fail(IngestFailed("Server shutting down."))
+                pass
+        for ticket in barriers:
+            with contextlib.suppress(IngestFailed):
+                await ticket.wait()
+        for handle in list(self.draining):
+            await handle.finished.wait()
 
     # -- experiments
     async def start_experiment(self, msg: StartExperiment) -> None:
@@ -172,13 +199,13 @@ class Router:
         msg.reply.set(record)
 
     async def delete_experiment(self, msg: DeleteExperiment) -> None:
-        # Drain the experiment's recorder first: what it acked is then deleted with the rest.
+        # Commit everything queued first (its own recorder, a stopped one still draining, late
+        # readings on the None recorder): what was acked is then deleted with the rest, and
+        # nothing stamped with the experiment is written after it is gone.
         try:
-            current = await self.experiments.get(msg.public_id)
-            if current is not None and self.running is not None and (
-                self.running[1] == current.public_id
-            ):
+            if self.running is not None and self.running[1] == msg.public_id:
                 await self._end_recorder(self.running[0])
+            await self.flush()
             found = await self.experiments.delete(msg.public_id)
         except BaseException as exc:
             msg.reply.fail(exc)
@@ -199,6 +226,10 @@ class Router:
                 handle = self.recorders.pop(previous[0], None)
                 if handle is not None:
                     handle.close()
+                    self.draining.add(handle)
+                    self.supervisor.start_temporary(
+                        f"drain[{previous[0]}]", self._forget_when_done, handle
+                    )
             if self.running is not None and self.running[0] not in self.recorders:
                 self._start_recorder(self.running[0])
 

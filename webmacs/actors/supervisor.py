@@ -57,6 +57,12 @@ class RestartTracker:
         return float(min(self.policy.initial_backoff * 2 ** (n - 1), self.policy.max_backoff))
 
 
+    def over_limit(self, now: float) -> bool:
+        """More crashes than allowed within the window that ends ``now`` (heals with time)."""
+        recent = sum(1 for t in self._crashes if t > now - self.policy.window)
+        return recent > self.policy.max_restarts
+
+
 class Supervisor:
     """Owns a nursery; ``start`` launches a child under a policy. Use via :func:`open_supervisor`."""
 
@@ -71,7 +77,15 @@ class Supervisor:
         # The root of the tree must never take the server down: it reports the escalation
         # (health turns "degraded") and keeps retrying at the longest backoff instead.
         self._on_escalation = on_escalation
-        self.escalated: dict[str, str] = {}
+        self._trackers: dict[str, RestartTracker] = {}
+        self._last_error: dict[str, str] = {}
+
+    @property
+    def escalated(self) -> dict[str, str]:
+        """Children currently past their restart limit, with their last error."""
+        now = trio.current_time()
+        return {name: self._last_error[name] for name, tracker in self._trackers.items()
+                if tracker.over_limit(now)}
 
     @property
     def cancel_scope(self) -> trio.CancelScope:
@@ -96,18 +110,18 @@ class Supervisor:
     async def _run_permanent(
         self, name: str, fn: ActorFn, args: tuple[Any, ...], policy: RestartPolicy
     ) -> None:
-        tracker = RestartTracker(policy)
+        tracker = self._trackers[name] = RestartTracker(policy)
         while True:
             try:
                 await fn(*args)
                 return  # a clean return ends the child
             except Exception as exc:
+                self._last_error[name] = repr(exc)
                 delay = tracker.crashed(trio.current_time())
                 if delay is None:
                     log.error("actor %s crashed too often; escalating", name, exc_info=exc)
                     if self._on_escalation is None:
                         raise Escalation(f"actor {name} exceeded its restart limit") from exc
-                    self.escalated[name] = repr(exc)
                     self._on_escalation(name, exc)
                     delay = policy.max_backoff
                 else:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import orjson
 from quart import request
 
 from webmacs.http.errors import ApiError
+from webmacs.jsonparse import MalformedJSON, loads_strict
 from webmacs.validation import FieldError, ValidationFailed, query_int
 
 MALFORMED = FieldError(("body",), "Malformed JSON body.", "json_invalid")
@@ -16,24 +15,11 @@ MISSING_BODY = FieldError(("body",), "Field required.", "missing")
 MAX_PAGE_SIZE = 1000
 
 
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"non-standard JSON token {token}")
-
-
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: NaN/Infinity tokens are malformed. orjson first (fast); the stdlib parser
-    only for what orjson refuses but JSON allows (numbers beyond double or 64-bit range), so
-    that such a value is rejected by field validation rather than as a malformed body."""
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        value = json.loads(raw, parse_constant=_reject_constant)
-        orjson.dumps(value)  # lone surrogates ("\ud800") are no text: refuse them here
-    except (ValueError, RecursionError, TypeError, orjson.JSONEncodeError):
+        return loads_strict(raw)
+    except MalformedJSON:
         raise ValidationFailed([MALFORMED]) from None
-    return value
 
 
 def is_json_type(content_type: str | None) -> bool:
