@@ -47,18 +47,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from webmacs.server import serve
 
+    code = 0
     try:
         trio.run(lambda: serve(settings, access_log=not args.no_access_log))
-    except StorageError as exc:
-        print(f"webmacs: {exc}", file=sys.stderr)
-        return 1
-    except DatabaseUnavailable as exc:
-        print(f"webmacs: cannot reach the database: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"webmacs: cannot start: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    # Start-up failures arrive wrapped in the nurseries' exception groups: one line each.
+    except* StorageError as group:
+        print(f"webmacs: {group.exceptions[0]}", file=sys.stderr)
+        code = 1
+    except* DatabaseUnavailable as group:
+        first = str(group.exceptions[0]).splitlines()[0]
+        print(f"webmacs: cannot reach the database: {first}", file=sys.stderr)
+        code = 1
+    except* OSError as group:
+        print(f"webmacs: cannot start: {group.exceptions[0]}", file=sys.stderr)
+        code = 1
+    return code
 
 
 if __name__ == "__main__":

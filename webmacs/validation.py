@@ -47,7 +47,7 @@ def normalise_email(value: str) -> str | None:
     """
     if not isinstance(value, str) or len(value) > 255 or value.count("@") != 1:
         return None
-    if any(ch.isspace() for ch in value):
+    if any(ch.isspace() for ch in value) or "\x00" in value:
         return None
     local, domain = value.split("@")
     if not local or not domain:

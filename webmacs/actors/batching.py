@@ -40,10 +40,16 @@ class Batch:
 
 @attrs.frozen
 class FlushPolicy:
-    """Flush when ``max_rows`` are gathered or ``window`` seconds after the first job."""
+    """Flush when ``max_rows`` are gathered or ``window`` seconds after the oldest job was queued.
+
+    Under load the writer is the bottleneck and batches form by themselves while it commits
+    (group commit); the window only coalesces near-simultaneous submissions when it is idle.
+    Measured with acknowledged pipelines, a 20 ms window cost ~40% of throughput, so the
+    default is 5 ms (``INGEST_FLUSH_WINDOW_MS``).
+    """
 
     max_rows: int = 20_000
-    window: float = 0.02
+    window: float = 0.005
 
     def full(self, batch: Batch) -> bool:
         return batch.rows >= self.max_rows or batch.urgent

@@ -32,6 +32,10 @@ class IngestFailed(Exception):
         self.detail = detail
 
 
+class ShuttingDown(Exception):
+    """The actor tree is closing: new work is refused (rendered as 503)."""
+
+
 class Ticket:
     """The pending outcome of one submission: ``parts`` recorder batches must complete it."""
 

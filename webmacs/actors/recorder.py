@@ -37,8 +37,9 @@ RETRY_DELAYS = (0.1, 0.5, 1.0)  # transient database trouble: retry before faili
 class RecorderHandle:
     """The recorder's inbox and lifecycle, owned outside the actor so a restart keeps the queue."""
 
-    def __init__(self, key: int | None, capacity: int = 256) -> None:
+    def __init__(self, key: int | None, capacity: int = 256, label: str | None = None) -> None:
         self.key = key
+        self.label = label  # the experiment's public id (None: readings outside experiments)
         self.send, self.recv = trio.open_memory_channel[RecordJob](capacity)
         self.finished = trio.Event()
         self.batches = 0

@@ -97,7 +97,7 @@ class Router:
         await self._reload_intervals()
         self._start_recorder(None)
         if self.running is not None:
-            self._start_recorder(self.running[0])
+            self._start_recorder(*self.running)
 
     async def _reload_intervals(self) -> None:
         rows = await self.experiments.intervals()
@@ -105,8 +105,8 @@ class Router:
         running = [r for r in rows if r[3] is None]
         self.running = (running[0][0], running[0][1]) if running else None
 
-    def _start_recorder(self, key: int | None) -> RecorderHandle:
-        handle = RecorderHandle(key, self.recorder_capacity)
+    def _start_recorder(self, key: int | None, label: str | None = None) -> RecorderHandle:
+        handle = RecorderHandle(key, self.recorder_capacity, label)
         self.recorders[key] = handle
         name = "recorder[-]" if key is None else f"recorder[{key}]"
 
@@ -231,7 +231,7 @@ class Router:
                         f"drain[{previous[0]}]", self._forget_when_done, handle
                     )
             if self.running is not None and self.running[0] not in self.recorders:
-                self._start_recorder(self.running[0])
+                self._start_recorder(*self.running)
 
 
 async def run_router(inbox: trio.MemoryReceiveChannel[RouterMessage], router: Router) -> None:

@@ -2,16 +2,21 @@
 
 ::
 
-    root supervisor
-    ├── hub                      (permanent)  inbox: 1024 messages, senders wait when full
-    ├── router                   (permanent)  inbox: 256 messages, senders wait when full
-    │     └── recorders          (permanent)  inbox: 256 jobs each, the router waits when full
-    ├── controller sessions      (temporary)  one per telemetry connection
-    └── subscribers              (temporary)  one per stream connection, outbox drop-oldest
+    root supervisor (children below; the router decides when recorders start and end)
+    ├── hub             permanent  inbox 1024 messages; senders wait when full
+    ├── router          permanent  inbox 256 messages; senders wait when full
+    ├── recorder[-]     permanent  inbox 256 jobs; the router waits when full
+    ├── recorder[exp]   permanent  one per running experiment, drained and ended at its stop
+    ├── export[...]     temporary  one per CSV download; 4 chunks in flight
+    ├── loop-monitor    permanent
+    └── token-pruner    permanent
+    connection actors (controller sessions, subscribers) run in Hypercorn's handler tasks,
+    counted by the tree so shutdown can close them with 1001 first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,7 +39,7 @@ from webmacs.actors.hub import (
     run_hub,
 )
 from webmacs.actors.loop_monitor import LoopLag, run_loop_monitor
-from webmacs.actors.messages import Future, IngestFailed, Ticket
+from webmacs.actors.messages import Future, IngestFailed, ShuttingDown, Ticket
 from webmacs.actors.outbox import SubscriberOutbox
 from webmacs.actors.router import (
     DeleteExperiment,
@@ -48,6 +53,7 @@ from webmacs.actors.router import (
 from webmacs.actors.supervisor import Supervisor
 from webmacs.services import Services
 from webmacs.storage.records import DatapointRecord, ExperimentRecord, NewReading
+from webmacs.validation import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,7 @@ class ActorTree:
         self._router_send = router_send
         self._hub_send = hub_send
         self.loop_lag = LoopLag()
+        self.hub_done = trio.Event()
         self.shutting_down = trio.Event()
         self.connections = 0
         self._no_connections = trio.Event()
@@ -80,15 +87,15 @@ class ActorTree:
 
     def metrics(self) -> dict[str, Any]:
         """Counters for operators and benchmarks (no secrets, cheap to compute)."""
-        recorders = {
-            "-" if key is None else str(key): {"batches": h.batches, "rows": h.rows,
-                                               "queued": h.recv.statistics().current_buffer_used}
-            for key, h in self.router.recorders.items()
-        }
+        recorders = [
+            {"experiment_public_id": h.label, "batches": h.batches, "rows": h.rows,
+             "queued": h.recv.statistics().current_buffer_used}
+            for h in self.router.recorders.values()
+        ]
         return {
             "loop_lag": self.loop_lag.summary(),
             "recorders": recorders,
-            "rows_committed": sum(h.rows for h in self.router.recorders.values()),
+            "rows_committed": self.hub.published,
             "hub": {"subscribers": len(self.hub.subscriptions), "published": self.hub.published},
             "connections": self.connections,
             "escalated": dict(self.supervisor.escalated),
@@ -110,7 +117,10 @@ class ActorTree:
 
     async def _ask_router(self, make: Callable[[Future], RouterMessage]) -> object:
         reply = Future()
-        await self._router_send.send(make(reply))
+        try:
+            await self._router_send.send(make(reply))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ShuttingDown from None
         return await reply.get()
 
     async def create_experiment(self, name: str, user_public_id: str | None) -> ExperimentRecord:
@@ -129,8 +139,19 @@ class ActorTree:
     # -- the hub
     async def _ask_hub(self, make: Callable[[Future], HubMessage]) -> object:
         reply = Future()
-        await self._hub_send.send(make(reply))
+        await self._tell_hub(make(reply))
         return await reply.get()
+
+    async def _tell_hub(self, msg: HubMessage) -> None:
+        try:
+            await self._hub_send.send(msg)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ShuttingDown from None
+
+    async def _notify_hub(self, msg: HubMessage) -> None:
+        """A notification after a commit: if the hub is already gone, there is nobody to tell."""
+        with contextlib.suppress(ShuttingDown):
+            await self._tell_hub(msg)
 
     async def latest(self) -> list[DatapointRecord]:
         return cast(list[DatapointRecord], await self._ask_hub(GetLatest))
@@ -138,19 +159,22 @@ class ActorTree:
     async def reload_latest(self) -> None:
         """After deletes, refresh the hub's latest values from the database, never losing a
         reading committed while the snapshot was being read."""
-        seq = cast(int, await self._ask_hub(GetSeq))
+        try:
+            seq = cast(int, await self._ask_hub(GetSeq))
+        except ShuttingDown:
+            return
         rows = await self.svc.repos.datapoints.latest()
-        await self._hub_send.send(ReloadLatest(tuple(rows), seq))
+        await self._notify_hub(ReloadLatest(tuple(rows), seq))
 
     async def event_created(self, event_id: str) -> None:
-        await self._hub_send.send(EventCreated(event_id))
+        await self._notify_hub(EventCreated(event_id))
 
     async def event_deleted(self, event_id: str) -> None:
-        await self._hub_send.send(EventDeleted(event_id))
+        await self._notify_hub(EventDeleted(event_id))
 
     async def subscribe(self, flt: StreamFilter, stuck_timeout: float = 10.0) -> Subscription:
         sub = Subscription(flt, SubscriberOutbox(stuck_timeout=stuck_timeout))
-        await self._hub_send.send(Subscribe(sub))
+        await self._tell_hub(Subscribe(sub))
         return sub
 
     @property
@@ -178,6 +202,23 @@ class ActorTree:
         self.router.close()
         with trio.move_on_after(SHUTDOWN_GRACE_S):
             await self.router.drained()
+        # Last, the hub: it answers what is queued (every committed batch is published), then
+        # later requests get 503 instead of waiting for an actor that is gone.
+        self._hub_send.close()
+        with trio.move_on_after(SHUTDOWN_GRACE_S):
+            await self.hub_done.wait()
+
+
+TOKEN_PRUNE_INTERVAL_S = 3600.0
+
+
+async def run_token_pruner(tokens: Any, interval: float = TOKEN_PRUNE_INTERVAL_S) -> None:
+    """Forget revocations of tokens that have expired anyway (they fail on ``exp`` first)."""
+    while True:
+        removed = await tokens.prune(utcnow())
+        if removed:
+            log.info("pruned %d expired token revocations", removed)
+        await trio.sleep(interval)
 
 
 @asynccontextmanager
@@ -194,14 +235,21 @@ async def open_actor_tree(
         hub = Hub()
         hub.latest.load(await repos.events.ordered_ids(), await repos.datapoints.latest())
         hub_send, hub_recv = trio.open_memory_channel[HubMessage](HUB_INBOX)
-        supervisor.start_permanent("hub", run_hub, hub_recv, hub)
+        policy = policy or FlushPolicy(window=svc.settings.ingest_flush_window)
         router = Router(supervisor, repos.experiments, repos.datapoints,
-                        cast(trio.MemorySendChannel[Any], hub_send), policy or FlushPolicy())
+                        cast(trio.MemorySendChannel[Any], hub_send), policy)
         await router.load()
         router_send, router_recv = trio.open_memory_channel[RouterMessage](ROUTER_INBOX)
         supervisor.start_permanent("router", run_router, router_recv, router)
         tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send)
+
+        async def hub_actor() -> None:
+            await run_hub(hub_recv, hub)
+            tree.hub_done.set()
+
+        supervisor.start_permanent("hub", hub_actor)
         supervisor.start_permanent("loop-monitor", run_loop_monitor, tree.loop_lag)
+        supervisor.start_permanent("token-pruner", run_token_pruner, repos.tokens)
         try:
             yield tree
         finally:

@@ -8,6 +8,7 @@ from typing import Any
 from quart import Quart
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from webmacs.actors.messages import ShuttingDown
 from webmacs.http.responses import json_response
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.protocols import Conflict, InvalidRange
@@ -52,6 +53,10 @@ def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(Conflict)
     async def _conflict(exc: Conflict) -> Any:
         return json_response({"detail": exc.detail}, 409)
+
+    @app.errorhandler(ShuttingDown)
+    async def _shutting_down(_exc: ShuttingDown) -> Any:
+        return json_response({"detail": "Server shutting down."}, 503)
 
     @app.errorhandler(DatabaseUnavailable)
     async def _unavailable(_exc: DatabaseUnavailable) -> Any:

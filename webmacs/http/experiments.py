@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
 from quart import Blueprint, Response
 
+from webmacs.actors.exporter import EXPORT_CHUNKS_IN_FLIGHT, ExportOutcome, run_export, stream_body
 from webmacs.csv_export import content_disposition
 from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
@@ -78,13 +78,6 @@ async def delete_experiment(public_id: str) -> Any:
     return success("Experiment successfully deleted.")
 
 
-async def _csv_stream(chunks: trio.MemoryReceiveChannel[bytes]) -> AsyncIterator[bytes]:
-    async with chunks:
-        yield header_line()
-        async for chunk in chunks:
-            yield chunk
-
-
 @route(bp, "/<public_id>/export/csv", ["GET"])
 async def export_csv(public_id: str) -> Any:
     await current_user()
@@ -92,12 +85,13 @@ async def export_csv(public_id: str) -> Any:
     record = await repo.get(public_id) if is_public_id(public_id) else None
     if record is None:
         raise not_found("Experiment", public_id)
-    send, recv = trio.open_memory_channel[bytes](4)  # a few 256 KiB chunks in flight at most
+    send, recv = trio.open_memory_channel[bytes](EXPORT_CHUNKS_IN_FLIGHT)
+    outcome = ExportOutcome()
     tree().supervisor.start_temporary(
-        f"export[{public_id[:8]}]", repo.export_csv, public_id, send
+        f"export[{public_id[:8]}]", run_export, repo, public_id, send, outcome
     )
     response = Response(
-        _csv_stream(recv),
+        stream_body(header_line(), recv, outcome),
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": content_disposition(record.name, record.public_id)},
     )

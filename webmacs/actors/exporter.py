@@ -1,0 +1,49 @@
+"""An export actor (one per CSV download): runs the repository's streaming export in a worker
+thread and hands bounded chunks to the HTTP response. If the export fails half-way, the response
+must not look complete: the outcome tells the route to abort the transfer instead of ending it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import attrs
+import trio
+
+from webmacs.storage.sql.experiments import SqlExperimentRepository
+
+log = logging.getLogger(__name__)
+
+EXPORT_CHUNKS_IN_FLIGHT = 4  # 256 KiB each: the export's whole footprint in this process
+
+
+@attrs.define
+class ExportOutcome:
+    failed: bool = False
+
+
+class ExportAborted(Exception):
+    """Raised inside the response body so the server aborts it (no final chunk is sent)."""
+
+
+async def run_export(
+    repo: SqlExperimentRepository, public_id: str, send: trio.MemorySendChannel[bytes],
+    outcome: ExportOutcome,
+) -> None:
+    try:
+        await repo.export_csv(public_id, send)
+    except Exception:
+        outcome.failed = True
+        log.exception("export of experiment %s failed", public_id)
+        send.close()
+
+
+async def stream_body(
+    header: bytes, chunks: trio.MemoryReceiveChannel[bytes], outcome: ExportOutcome
+) -> AsyncIterator[bytes]:
+    async with chunks:
+        yield header
+        async for chunk in chunks:
+            yield chunk
+    if outcome.failed:
+        raise ExportAborted("the export failed before its end")
