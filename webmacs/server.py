@@ -27,7 +27,11 @@ from webmacs.settings import Settings, startup_warnings
 log = logging.getLogger("webmacs")
 
 _TOKEN_IN_QUERY = re.compile(r"(?i)((?:^|[?&])token=)[^&\s]*")
-GRACEFUL_TIMEOUT_S = 10.0
+# After the tree has closed every WebSocket (1001) and flushed, in-flight HTTP requests get
+# this long. (Longer only delays exit: Hypercorn keeps a closed WebSocket's ping task until
+# its next tick.)
+GRACEFUL_TIMEOUT_S = 3.0
+TCP_USER_TIMEOUT_MS = 10_000  # the stream's stuck timeout (§5.3)
 
 
 def redact(text: str) -> str:
@@ -46,7 +50,9 @@ class RedactingLogger(HyperLogger):
 
 def hypercorn_config(settings: Settings, access_log: bool) -> HyperConfig:
     config = ws_activity.TcpTimeoutConfig()
-    config.tcp_user_timeout_ms = int(max(10.0, 2 * settings.ws_heartbeat_interval) * 1000)
+    # A peer that acknowledges nothing for this long (e.g. a browser that stopped reading and
+    # filled its window) is aborted by the kernel: that releases a send Hypercorn cannot cancel.
+    config.tcp_user_timeout_ms = TCP_USER_TIMEOUT_MS
     config.bind = [f"[{settings.host}]:{settings.port}" if ":" in settings.host
                    else f"{settings.host}:{settings.port}"]
     config.logger_class = RedactingLogger
@@ -87,7 +93,8 @@ async def serve(
 ) -> None:
     """Open the services, run the actor tree and the HTTP server until ``shutdown`` is set
     (or a signal arrives). ``task_status`` receives the bound URLs and the tree once serving."""
-    shutdown = shutdown or trio.Event()
+    if shutdown is None:
+        shutdown = trio.Event()
     for note in startup_warnings(settings):
         log.warning(note)
     ws_activity.install()

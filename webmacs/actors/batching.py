@@ -50,6 +50,7 @@ class FlushPolicy:
 
     max_rows: int = 20_000
     window: float = 0.005
+    writers: int = 1
 
     def full(self, batch: Batch) -> bool:
         return batch.rows >= self.max_rows or batch.urgent

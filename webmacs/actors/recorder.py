@@ -56,7 +56,12 @@ async def run_recorder(
 ) -> None:
     handoff_send, handoff_recv = trio.open_memory_channel[Batch](0)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_write_loop, handle, handoff_recv, store, publish)
+        # Several writers overlap one batch's commit with the next batch's COPY: the database
+        # round trips, not the CPU, bound a single writer. Batches may commit out of order, but
+        # each sender's acks stay in order (sessions await their tickets in frame order).
+        for _ in range(policy.writers):
+            nursery.start_soon(_write_loop, handle, handoff_recv.clone(), store, publish)
+        handoff_recv.close()
         await _collect_loop(handle.recv, handoff_send, policy)
     handle.finished.set()
 
@@ -103,6 +108,16 @@ async def _collect_loop(
 
 
 async def _write_loop(
+    handle: RecorderHandle,
+    batches: trio.MemoryReceiveChannel[Batch],
+    store: StoreFn,
+    publish: PublishFn,
+) -> None:
+    async with batches:
+        await _write_batches(handle, batches, store, publish)
+
+
+async def _write_batches(
     handle: RecorderHandle,
     batches: trio.MemoryReceiveChannel[Batch],
     store: StoreFn,

@@ -23,6 +23,7 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
+ABORT_GRACE_MAX_S = 5.0
 
 
 async def run_subscriber(
@@ -67,8 +68,18 @@ async def run_subscriber(
                 log.info("subscriber %d stuck (%d pending, %d dropped): closing 1013",
                          sub.id, outbox.pending, outbox.dropped_total)
                 code = CLOSE_TRY_AGAIN
+                guard.start_soon(abort_if_still_blocked)
                 break
         scope.cancel()
+
+    async def abort_if_still_blocked() -> None:
+        # The writer is blocked in a send the server cannot cancel, and the 1013 close frame
+        # queues behind it: give the peer a grace period to read, then abort the socket.
+        await trio.sleep(min(outbox.stuck_timeout, ABORT_GRACE_MAX_S))
+        abort = getattr(port, "abort", None)
+        if abort is not None and outbox.sending:
+            log.info("subscriber %d still blocked: aborting its connection", sub.id)
+            abort()
 
     async def until_shutdown(scope: trio.CancelScope) -> None:
         nonlocal code
@@ -78,11 +89,13 @@ async def run_subscriber(
 
     outbox.control(CONNECTED, trio.current_time())
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(writer)
-            nursery.start_soon(reader)
-            nursery.start_soon(watchdog, nursery.cancel_scope)
-            nursery.start_soon(until_shutdown, nursery.cancel_scope)
+        async with trio.open_nursery() as guard:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(writer)
+                nursery.start_soon(reader)
+                nursery.start_soon(watchdog, nursery.cancel_scope)
+                nursery.start_soon(until_shutdown, nursery.cancel_scope)
+            guard.cancel_scope.cancel()
     except* ConnectionClosed:
         code = CLOSE_NORMAL
     finally:

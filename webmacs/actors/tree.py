@@ -235,7 +235,11 @@ async def open_actor_tree(
         hub = Hub()
         hub.latest.load(await repos.events.ordered_ids(), await repos.datapoints.latest())
         hub_send, hub_recv = trio.open_memory_channel[HubMessage](HUB_INBOX)
-        policy = policy or FlushPolicy(window=svc.settings.ingest_flush_window)
+        policy = policy or FlushPolicy(
+            window=svc.settings.ingest_flush_window,
+            # SQLite takes one writer at a time; PostgreSQL overlaps a commit with the next COPY.
+            writers=2 if svc.db.dialect == "postgresql" else 1,
+        )
         router = Router(supervisor, repos.experiments, repos.datapoints,
                         cast(trio.MemorySendChannel[Any], hub_send), policy)
         await router.load()

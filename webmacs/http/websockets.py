@@ -15,7 +15,7 @@ from webmacs.actors.subscriber import run_subscriber
 from webmacs.http.context import services, tree
 from webmacs.http.guards import AUTH_REQUIRED, AuthFailed, authenticate, bearer_token
 from webmacs.http.responses import json_response
-from webmacs.http.ws_activity import SCOPE_KEY
+from webmacs.http.ws_activity import ABORT_KEY, SCOPE_KEY
 
 log = logging.getLogger(__name__)
 bp = Blueprint("websockets", __name__)
@@ -33,6 +33,12 @@ class QuartPort:
 
     async def close(self, code: int, reason: str = "") -> None:
         await websocket.close(code, reason)
+
+    def abort(self) -> None:
+        extensions: dict[str, Any] = websocket.scope.get("extensions") or {}  # type: ignore[assignment]
+        abort = extensions.get(ABORT_KEY)
+        if callable(abort):
+            abort()
 
 
 def _token() -> str | None:

@@ -10,19 +10,44 @@ client) only application frames count, which is the conservative direction.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import socket
 from typing import Any
 
 from hypercorn.config import Config, Sockets
 from hypercorn.protocol import ws_stream
-from hypercorn.protocol.events import Body, Data
+from hypercorn.protocol.events import Body, Data, Request
+from wsproto.events import Ping
 
 SCOPE_KEY = "webmacs.activity"
+ABORT_KEY = "webmacs.abort"
 _MARK = "_webmacs_activity_hook"
+PING_POLL_S = 0.5
+
+
+def _socket_of(stream: Any) -> socket.socket | None:
+    """The TCP socket under a Hypercorn WebSocket stream (HTTP/1.1), or None if not reachable."""
+    try:
+        server = stream.send.__self__.send.__self__  # H11Protocol.stream_send -> TCPServer
+        transport = getattr(server.stream, "transport_stream", server.stream)  # TLS or plain
+        sock: socket.socket = transport.socket
+        return sock
+    except AttributeError:
+        return None
+
+
+def _abort(stream: Any) -> None:
+    """Shut the socket down: a send blocked on a peer that never reads fails at once."""
+    sock = _socket_of(stream)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def install() -> None:
-    """Wrap ``WSStream.handle`` once per process (idempotent)."""
+    """Wrap ``WSStream`` once per process (idempotent): activity on every received chunk, an
+    abort handle in the scope, and a ping loop that ends soon after its connection closes."""
     cls: Any = ws_stream.WSStream
     if getattr(cls, _MARK, False):
         return
@@ -36,8 +61,25 @@ def install() -> None:
                 if activity is not None:
                     activity.touch()
         await original(self, event)
+        if isinstance(event, Request) and getattr(self, "scope", None) is not None:
+            self.scope.setdefault("extensions", {})[ABORT_KEY] = functools.partial(_abort, self)
+
+    async def send_pings(self: Any) -> None:
+        # Hypercorn's own loop sleeps a whole interval before it notices a closed connection,
+        # which holds the server's graceful shutdown for up to that long.
+        connected = ws_stream.ASGIWebsocketState.CONNECTED
+        while not self.closed and self.state == connected:
+            await self._send_wsproto_event(Ping())
+            waited = 0.0
+            while waited < self.config.websocket_ping_interval:
+                step = min(PING_POLL_S, self.config.websocket_ping_interval - waited)
+                await self.context.sleep(step)
+                waited += step
+                if self.closed or self.state != connected:
+                    return
 
     cls.handle = handle
+    cls._send_pings = send_pings
     setattr(cls, _MARK, True)
 
 

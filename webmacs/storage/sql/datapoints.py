@@ -10,6 +10,7 @@ from uuid import uuid4
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from webmacs.storage.database import Database
 from webmacs.storage.records import (
     DatapointFilter,
     DatapointRecord,
@@ -77,6 +78,10 @@ def _counted_total(flt: DatapointFilter) -> sa.Select[Any]:
 
 class SqlDatapointRepository(SqlRepository):
     timescale = False  # set for STORAGE_BACKEND=timescale: series use time_bucket()
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._event_ids: dict[str, int] = {}  # event public id -> row id, for the write path
 
     async def page(self, flt: DatapointFilter, offset: int, limit: int) -> Page[DatapointRecord]:
         conds = _where(flt)
@@ -151,25 +156,32 @@ class SqlDatapointRepository(SqlRepository):
         """
         if not items:
             return []
+        known = self._event_ids
         try:
-            return await self.db.write(lambda conn: _store(conn, items, recheck=False))
+            return await self.db.write(lambda conn: _store(conn, items, False, known))
         except sa.exc.IntegrityError:
-            return await self.db.write(lambda conn: _store(conn, items, recheck=True))
+            return await self.db.write(lambda conn: _store(conn, items, True, known))
 
 
 StampedRow = tuple[NewReading, datetime, "tuple[int, str] | None"]
 
 
 def _store(
-    conn: Connection, items: Sequence[StampedRow], recheck: bool
+    conn: Connection, items: Sequence[StampedRow], recheck: bool, known: dict[str, int]
 ) -> list[DatapointRecord | Rejection]:
+    """``known`` caches event ids across batches (saving a query per batch); an id that went
+    stale (event deleted) makes the insert violate its foreign key, and the re-run with
+    ``recheck`` resolves everything afresh."""
+    if recheck:
+        known.clear()
     wanted = {r.event_public_id for r, _, _ in items if is_public_id(r.event_public_id)}
-    event_ids: dict[str, int] = {}
-    if wanted:
+    missing = wanted - known.keys()
+    if missing:
         found = conn.execute(
-            sa.select(events.c.public_id, events.c.id).where(events.c.public_id.in_(wanted))
+            sa.select(events.c.public_id, events.c.id).where(events.c.public_id.in_(missing))
         )
-        event_ids = {pid: eid for pid, eid in found}
+        known.update({str(pid): int(eid) for pid, eid in found})
+    event_ids = known
     live_experiments: set[int] | None = None
     if recheck:
         exp_ids = {exp[0] for _, _, exp in items if exp is not None}
@@ -193,7 +205,6 @@ def _store(
             str(uid), reading.value, ts, reading.event_public_id, None if exp is None else exp[1]
         ))
     if rows:
-        add_counts(conn, rows)
         if conn.dialect.name == "postgresql":
             copy_rows(conn, rows)
         else:
@@ -201,6 +212,8 @@ def _store(
                 {"public_id": str(r[0]), "value": r[1], "timestamp": r[2], "event_id": r[3],
                  "experiment_id": r[4]} for r in rows
             ])
+        # Last, so concurrent writers hold the counter rows' locks only until their commit.
+        add_counts(conn, rows)
     return outcomes
 
 
