@@ -27,6 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def first_leaf(error: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -52,14 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         trio.run(lambda: serve(settings, access_log=not args.no_access_log))
     # Start-up failures arrive wrapped in the nurseries' exception groups: one line each.
     except* StorageError as group:
-        print(f"webmacs: {group.exceptions[0]}", file=sys.stderr)
+        print(f"webmacs: {first_leaf(group)}", file=sys.stderr)
         code = 1
     except* DatabaseUnavailable as group:
-        first = str(group.exceptions[0]).splitlines()[0]
+        first = str(first_leaf(group)).splitlines()[0]
         print(f"webmacs: cannot reach the database: {first}", file=sys.stderr)
         code = 1
     except* OSError as group:
-        print(f"webmacs: cannot start: {group.exceptions[0]}", file=sys.stderr)
+        print(f"webmacs: cannot start: {first_leaf(group)}", file=sys.stderr)
         code = 1
     return code
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -150,6 +150,13 @@ def utcnow() -> datetime:
 # ---------------------------------------------------------------- body reader
 
 
+STRING_MSG = "Input should be a valid string."
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
 class Fields:
     """Reads typed fields out of a JSON object, collecting errors instead of raising at the first."""
 
@@ -172,14 +179,24 @@ class Fields:
             self.error(name, "Field required.", "missing")
         return value
 
-    def string(
-        self, name: str, *, required: bool = True, min_len: int = 0, max_len: int | None = None
-    ) -> str | None:
+    def _typed(
+        self, name: str, required: bool, ok: Callable[[Any], bool], msg: str, type_: str,
+        echo: bool = True,
+    ) -> Any:
+        """The field if present and of the right type; None (with an error if due) otherwise."""
         value = self._get(name, required)
         if value is None:
             return None
-        if not isinstance(value, str):
-            self.error(name, "Input should be a valid string.", "string_type", value)
+        if not ok(value):
+            self.error(name, msg, type_, value if echo else _MISSING)
+            return None
+        return value
+
+    def string(
+        self, name: str, *, required: bool = True, min_len: int = 0, max_len: int | None = None
+    ) -> str | None:
+        value: str | None = self._typed(name, required, _is_str, STRING_MSG, "string_type")
+        if value is None:
             return None
         if "\x00" in value:
             self.error(name, "String must not contain NUL characters.", "string_nul", value)
@@ -201,11 +218,8 @@ class Fields:
         self, name: str, *, required: bool = True, min_len: int = 8, max_bytes: int | None = 72
     ) -> str | None:
         """Like :meth:`string` but never echoes the input; bcrypt takes at most 72 bytes."""
-        value = self._get(name, required)
+        value: str | None = self._typed(name, required, _is_str, STRING_MSG, "string_type", echo=False)
         if value is None:
-            return None
-        if not isinstance(value, str):
-            self.error(name, "Input should be a valid string.", "string_type")
             return None
         if len(value) < min_len:
             self.error(name, f"String should have at least {min_len} characters.", "string_too_short")
@@ -216,11 +230,8 @@ class Fields:
         return value
 
     def email(self, name: str, *, required: bool = True) -> str | None:
-        value = self._get(name, required)
+        value: str | None = self._typed(name, required, _is_str, STRING_MSG, "string_type")
         if value is None:
-            return None
-        if not isinstance(value, str):
-            self.error(name, "Input should be a valid string.", "string_type", value)
             return None
         email = normalise_email(value)
         if email is None:
@@ -228,11 +239,11 @@ class Fields:
         return email
 
     def number(self, name: str, *, required: bool = True) -> float | None:
-        value = self._get(name, required)
+        value = self._typed(
+            name, required, lambda v: not isinstance(v, bool) and isinstance(v, int | float),
+            "Input should be a valid number.", "float_type",
+        )
         if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.error(name, "Input should be a valid number.", "float_type", value)
             return None
         try:
             number = float(value)
@@ -244,12 +255,10 @@ class Fields:
         return number
 
     def boolean(self, name: str, *, required: bool = True) -> bool | None:
-        value = self._get(name, required)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            self.error(name, "Input should be a valid boolean.", "bool_type", value)
-            return None
+        value: bool | None = self._typed(
+            name, required, lambda v: isinstance(v, bool), "Input should be a valid boolean.",
+            "bool_type",
+        )
         return value
 
     def choice(self, name: str, options: tuple[str, ...], *, required: bool = True) -> str | None:

@@ -30,12 +30,16 @@ async def run_export(
     repo: SqlExperimentRepository, public_id: str, send: trio.MemorySendChannel[bytes],
     outcome: ExportOutcome,
 ) -> None:
+    finished = False
     try:
         await repo.export_csv(public_id, send)
+        finished = True
     except Exception:
-        outcome.failed = True
         log.exception("export of experiment %s failed", public_id)
-        send.close()
+    finally:
+        if not finished:  # failed, or cancelled by the server's shutdown: never look complete
+            outcome.failed = True
+            send.close()
 
 
 async def stream_body(

@@ -1,8 +1,8 @@
 """Messages between actors: small, frozen, and the one mutable thing, :class:`Ticket`.
 
 A :class:`Ticket` is how an ingestion's outcome travels back to whoever is waiting for it (a
-REST route or a controller session's acker). It may be completed by several recorders when a
-frame's readings fall into different experiments.
+REST route or a controller session's acker): the recorder completes it after its commit, or
+fails it. (It can count several parts; the router sends each submission to one recorder.)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ShuttingDown(Exception):
 
 
 class Ticket:
-    """The pending outcome of one submission: ``parts`` recorder batches must complete it."""
+    """The pending outcome of one submission: ``parts`` completions (or one failure) end it."""
 
     def __init__(self, parts: int | None = None, rejected: list[Rejection] | None = None) -> None:
         self._parts = 0

@@ -30,14 +30,14 @@ async def health() -> Any:
 
 @route(bp, "/api/v1/metrics", ["GET"])
 async def metrics() -> Any:
-    """Loop lag, recorder and hub counters (any authenticated user). ``?reset=1`` (admin) clears
-    the loop-lag window, so a benchmark can read the lag of its own run."""
+    """Loop lag, recorder and hub counters (any authenticated user). ``?reset=1`` (admin) returns
+    the figures, then clears the loop-lag window, so a benchmark can read the lag of its own run."""
     user = await current_user()
     actors = tree()
-    if request.args.get("reset") in ("1", "true") and user.admin:
-        actors.loop_lag.reset()
     body = {"version": __version__, "uptime_seconds": round(time.time() - services().started_at, 3),
             **actors.metrics()}
+    if request.args.get("reset") in ("1", "true") and user.admin:
+        actors.loop_lag.reset()  # after reading: the answer covers the window just ended
     return json_response(body)
 
 
