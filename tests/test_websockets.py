@@ -44,30 +44,9 @@ FAST_HEARTBEAT = "0.5"
 # ---------------------------------------------------------------- the server under test
 
 
-class ShutdownEvent:
-    """What ``serve(shutdown=...)`` needs. A real ``trio.Event`` cannot be passed today:
-    ``serve`` evaluates ``shutdown or trio.Event()``, and Trio events refuse ``bool()``
-    (see test_serve_accepts_a_trio_event)."""
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-
-    def __bool__(self) -> bool:
-        return True
-
-    def set(self) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-
 class Server:
     def __init__(self, running: Running, settings: Settings, http: httpx.AsyncClient,
-                 shutdown: ShutdownEvent) -> None:
+                 shutdown: trio.Event) -> None:
         self.running = running
         self.settings = settings
         self.http = http
@@ -159,13 +138,13 @@ async def running_server(database_url: str, tmp_path: Path, **env: str) -> Async
     """The real server on an ephemeral port; stopped (and checked to stop) on exit."""
     env = {"PORT": "0", "HOST": "127.0.0.1", "WS_HEARTBEAT_INTERVAL": FAST_HEARTBEAT, **env}
     settings = make_settings(database_url, tmp_path, **env)
-    shutdown = ShutdownEvent()
+    shutdown = trio.Event()
     stopped = trio.Event()
 
     async def run(task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             await serve(settings, access_log=False, install_signal_handlers=False,
-                        shutdown=shutdown, task_status=task_status)  # type: ignore[arg-type]
+                        shutdown=shutdown, task_status=task_status)
         finally:
             stopped.set()
 
@@ -978,12 +957,12 @@ async def test_serve_accepts_a_trio_event(database_url: str, tmp_path: Path) -> 
 async def test_stop_is_prompt_after_a_websocket(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path, PORT="0", HOST="127.0.0.1")  # default heartbeat
     assert settings.ws_heartbeat_interval == 30
-    shutdown, stopped = ShutdownEvent(), trio.Event()
+    shutdown, stopped = trio.Event(), trio.Event()
 
     async def run(task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             await serve(settings, access_log=False, install_signal_handlers=False,
-                        shutdown=shutdown, task_status=task_status)  # type: ignore[arg-type]
+                        shutdown=shutdown, task_status=task_status)
         finally:
             stopped.set()
 
