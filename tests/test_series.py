@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import create_event
+import sqlalchemy as sa
+from conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    bearer,
+    create_event,
+    create_experiment,
+    login,
+    make_settings,
+    open_app,
+)
 
 from webmacs.storage.series import TIMESCALE_SERIES, series_sql
 
@@ -119,3 +130,137 @@ def test_timescale_sql_uses_time_bucket_and_last() -> None:
     assert series_sql("postgresql", timescale=True) is TIMESCALE_SERIES
     assert "time_bucket(" in TIMESCALE_SERIES and "last(d.value, d.timestamp)" in TIMESCALE_SERIES
     assert "time_bucket" not in series_sql("postgresql", timescale=False)
+
+
+# ---------------------------------------------------------------- the per-second rollups
+
+
+def expected_buckets(values: list[tuple[datetime, float]], since: datetime, width: float,
+                     n: int) -> list[dict[str, Any]]:
+    """What the buckets must hold, computed from the raw readings (in storage order)."""
+    out: dict[int, dict[str, Any]] = {}
+    for ts, v in values:
+        b = int((ts - since).total_seconds() // width)
+        if not 0 <= b < n:
+            continue
+        cur = out.setdefault(b, {"min": v, "max": v, "sum": 0.0, "count": 0, "last": v, "ts": ts})
+        cur["min"], cur["max"] = min(cur["min"], v), max(cur["max"], v)
+        cur["sum"] += v
+        cur["count"] += 1
+        if ts >= cur["ts"]:
+            cur["last"], cur["ts"] = v, ts
+    return [{"timestamp": (since + timedelta(seconds=width * b)).isoformat(timespec="microseconds"),
+             "min": c["min"], "max": c["max"], "mean": pytest.approx(c["sum"] / c["count"]),
+             "last": c["last"], "count": c["count"],
+             "last_timestamp": c["ts"].isoformat(timespec="microseconds")}
+            for b, c in sorted(out.items())]
+
+
+async def series_of(client: Any, headers: dict[str, str], event: str, since: datetime,
+                    until: datetime, points: int) -> dict[str, Any]:
+    resp = await client.post(SERIES, headers=headers, json={
+        "event_public_ids": [event], "since": iso(since), "until": iso(until), "max_points": points})
+    assert resp.status_code == 200, await resp.get_data(as_text=True)
+    body: dict[str, Any] = await resp.get_json()
+    return body
+
+
+async def test_whole_second_buckets_match_the_raw_readings_through_deletes(
+    client: Any, admin_headers: dict[str, str]
+) -> None:
+    event = await create_event(client, admin_headers)
+    # Readings at fractional times over 100 s, several per second, with ties on a timestamp.
+    values = [(T0 + timedelta(seconds=i * 0.37), float((i * 7919) % 101) - 50.0) for i in range(270)]
+    values.append((values[100][0], 99.0))  # same timestamp as reading 100, stored later: it is last
+    await post_readings(client, admin_headers, event, values[:150])
+    await post_readings(client, admin_headers, event, values[150:])
+    until = T0 + timedelta(seconds=100)
+    body = await series_of(client, admin_headers, event, T0, until, 10)
+    assert body["bucket_seconds"] == 10.0
+    assert body["series"][0]["points"] == expected_buckets(values, T0, 10.0, 10)
+
+    # Delete the reading that is both a bucket's maximum and its last: the rollup is rebuilt.
+    listing = await client.get("/api/v1/datapoints", headers=admin_headers,
+                               query_string={"event_public_id": event, "page_size": 1000})
+    rows = (await listing.get_json())["data"]
+    spike = next(r for r in rows if r["value"] == 99.0)
+    assert (await client.delete(f"/api/v1/datapoints/{spike['public_id']}",
+                                headers=admin_headers)).status_code == 200
+    values.pop()
+    body = await series_of(client, admin_headers, event, T0, until, 10)
+    assert body["series"][0]["points"] == expected_buckets(values, T0, 10.0, 10)
+
+
+async def test_unaligned_windows_are_widened_to_whole_seconds(
+    client: Any, admin_headers: dict[str, str]
+) -> None:
+    event = await create_event(client, admin_headers)
+    values = [(T0 + timedelta(seconds=i), float(i)) for i in range(30)]
+    await post_readings(client, admin_headers, event, values)
+    since = T0 + timedelta(seconds=2, milliseconds=500)
+    body = await series_of(client, admin_headers, event, since, T0 + timedelta(seconds=22.2), 7)
+    # [12:00:02.5, 12:00:22.2) -> [12:00:02, 12:00:23): 21 s in at most 7 buckets of 3 s.
+    assert body["since"] == (T0 + timedelta(seconds=2)).isoformat(timespec="microseconds")
+    assert body["until"] == (T0 + timedelta(seconds=23)).isoformat(timespec="microseconds")
+    assert body["bucket_seconds"] == 3.0
+    points = body["series"][0]["points"]
+    assert len(points) == 7 and [p["count"] for p in points] == [3] * 7
+    assert points[0]["min"] == 2.0 and points[-1]["last"] == 22.0
+
+
+async def test_deleting_an_experiment_removes_its_readings_from_series(
+    client: Any, admin_headers: dict[str, str]
+) -> None:
+    event = await create_event(client, admin_headers)
+    experiment = await create_experiment(client, admin_headers)
+    resp = await client.post("/api/v1/datapoints/batch", headers=admin_headers, json={
+        "datapoints": [{"value": float(v), "event_public_id": event} for v in range(5)]})
+    assert resp.status_code == 201
+    stop = await client.put(f"/api/v1/experiments/{experiment}/stop", headers=admin_headers)
+    assert stop.status_code == 200
+    resp = await client.post(SERIES, headers=admin_headers,
+                             json={"event_public_ids": [event], "minutes": 60, "max_points": 60})
+    assert sum(p["count"] for p in (await resp.get_json())["series"][0]["points"]) == 5
+    assert (await client.delete(f"/api/v1/experiments/{experiment}",
+                                headers=admin_headers)).status_code == 200
+    resp = await client.post(SERIES, headers=admin_headers,
+                             json={"event_public_ids": [event], "minutes": 60, "max_points": 60})
+    assert (await resp.get_json())["series"][0]["points"] == []
+
+
+async def test_rollups_are_built_for_an_existing_database(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path)
+    values = [(T0 + timedelta(seconds=i * 0.5), float(i % 7)) for i in range(40)]
+    async with open_app(settings) as app:
+        client = app.test_client()
+        headers = bearer(await login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
+        event = await create_event(client, headers)
+        await post_readings(client, headers, event, values)
+        before = await series_of(client, headers, event, T0, T0 + timedelta(seconds=20), 4)
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    with engine.begin() as conn:  # a database from before the rollups existed
+        conn.execute(sa.text("DROP TABLE datapoint_seconds"))
+    engine.dispose()
+    async with open_app(settings) as app:
+        client = app.test_client()
+        headers = bearer(await login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
+        after = await series_of(client, headers, event, T0, T0 + timedelta(seconds=20), 4)
+    assert after == before
+    assert before["series"][0]["points"] == expected_buckets(values, T0, 5.0, 4)
+
+
+async def test_sub_second_buckets_over_too_many_rows_fall_back_to_seconds(
+    client: Any, admin_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import webmacs.storage.series as series_module
+
+    event = await create_event(client, admin_headers)
+    values = [(T0 + timedelta(seconds=i * 0.25), float(i)) for i in range(40)]
+    await post_readings(client, admin_headers, event, values)
+    until = T0 + timedelta(seconds=10)
+    exact = await series_of(client, admin_headers, event, T0, until, 1000)
+    assert exact["bucket_seconds"] == 0.01 and len(exact["series"][0]["points"]) == 40
+    monkeypatch.setattr(series_module, "RAW_ROWS_MAX", 39)  # as if the window held too many
+    coarse = await series_of(client, admin_headers, event, T0, until, 1000)
+    assert coarse["bucket_seconds"] == 1.0
+    assert coarse["series"][0]["points"] == expected_buckets(values, T0, 1.0, 10)

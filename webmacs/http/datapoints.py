@@ -141,8 +141,8 @@ def read_series_query(body: Any) -> SeriesQuery:
 async def series() -> Any:
     """Downsampled series for charts: per event at most ``max_points`` time buckets."""
     await current_user()
-    q = read_series_query(await json_body())
-    result = await services().repos.datapoints.series(q)
+    asked = read_series_query(await json_body())
+    q, result = await services().repos.datapoints.series(asked)
     return json_response({
         "since": format_timestamp(q.since), "until": format_timestamp(q.until),
         "bucket_seconds": q.width.total_seconds(), "max_points": q.max_points,

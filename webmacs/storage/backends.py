@@ -12,7 +12,7 @@ from webmacs.storage.sql.events import SqlEventRepository
 from webmacs.storage.sql.experiments import SqlExperimentRepository
 from webmacs.storage.sql.logs import SqlLogRepository
 from webmacs.storage.sql.users import SqlTokenRepository, SqlUserRepository
-from webmacs.storage.tables import create_schema, datapoint_counts, metadata
+from webmacs.storage.tables import create_schema, datapoint_counts, datapoint_seconds, metadata
 from webmacs.storage.timescale import CHECK_EXTENSION, TimescaleOptions, schema_statements
 
 
@@ -58,12 +58,13 @@ async def prepare(db: Database, backend: str, timescale: TimescaleOptions | None
             "STORAGE_BACKEND=timescale but the timescaledb extension is not installed "
             "in this database (CREATE EXTENSION timescaledb;)."
         )
-    before = [t for t in metadata.sorted_tables if t.name not in ("datapoints", "datapoint_counts")]
+    later = ("datapoints", "datapoint_counts", "datapoint_seconds")
+    before = [t for t in metadata.sorted_tables if t.name not in later]
 
     def create(conn: sa.Connection) -> None:
         metadata.create_all(conn, tables=before)
         for statement in schema_statements(timescale or TimescaleOptions()):
             conn.execute(sa.text(statement))
-        create_schema(conn, tables=[datapoint_counts])
+        create_schema(conn, tables=[datapoint_counts, datapoint_seconds])
 
     await db.write(create)

@@ -88,7 +88,9 @@ class DatapointRepository(Protocol):
     async def store(
         self, items: Sequence[tuple[NewReading, datetime, tuple[int, str] | None]]
     ) -> list[DatapointRecord | Rejection]: ...
-    async def series(self, q: SeriesQuery) -> dict[str, list[SeriesPoint]]: ...
+    async def series(
+        self, q: SeriesQuery
+    ) -> tuple[SeriesQuery, dict[str, list[SeriesPoint]]]: ...
 
 
 class LogRepository(Protocol):

@@ -15,6 +15,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from webmacs.storage.rollups import ROLLUP_SERIES, second_of
 from webmacs.storage.tables import events, from_micros, to_micros
 from webmacs.validation import is_public_id
 
@@ -36,10 +37,26 @@ class SeriesQuery:
     since: datetime
     until: datetime
     max_points: int
+    step_seconds: int | None = None  # whole-second buckets (the rollup path); None: exact width
 
     @property
     def width(self) -> timedelta:
+        if self.step_seconds is not None:
+            return timedelta(seconds=self.step_seconds)
         return (self.until - self.since) / self.max_points
+
+    def on_whole_seconds(self, force: bool = False) -> SeriesQuery | None:
+        """The same request on the per-second rollups: the window widened to whole seconds and
+        the width rounded up to whole seconds (still at most ``max_points`` buckets). None when
+        buckets would be narrower than a second, unless ``force``d (then they are one second
+        wide, and there are fewer of them)."""
+        first = second_of(self.since)
+        last = -(-to_micros(self.until) // 1_000_000)  # ceiling
+        step = -(-(last - first) // self.max_points)
+        if not force and (self.until - self.since) / self.max_points < timedelta(seconds=1):
+            return None
+        return attrs.evolve(self, since=from_micros(first * 1_000_000),
+                            until=from_micros(last * 1_000_000), step_seconds=max(1, step))
 
     def bucket_start(self, bucket: int) -> datetime:
         return self.since + self.width * bucket
@@ -101,10 +118,26 @@ def series_sql(dialect: str, timescale: bool) -> str:
     return TIMESCALE_SERIES if timescale else POSTGRES_SERIES
 
 
+RAW_ROWS_MAX = 200_000
+
+
+def _rows_in_window(conn: Connection, q: SeriesQuery, event_ids: list[int]) -> int:
+    stmt = sa.text(
+        "SELECT coalesce(sum(n), 0) FROM datapoint_seconds "
+        "WHERE event_id IN :event_ids AND second >= :s0 AND second <= :s1"
+    ).bindparams(sa.bindparam("event_ids", expanding=True))
+    found = conn.execute(stmt, {"event_ids": event_ids, "s0": second_of(q.since),
+                                "s1": second_of(q.until)}).scalar()
+    return int(found or 0)
+
+
 def run_series(
     conn: Connection, q: SeriesQuery, dialect: str, timescale: bool
-) -> dict[str, list[SeriesPoint]]:
-    """Points per requested event public id (unknown ids get an empty list)."""
+) -> tuple[SeriesQuery, dict[str, list[SeriesPoint]]]:
+    """The query as answered and the points per requested event public id (unknown ids get an
+    empty list). Buckets of whole seconds come from the per-second rollups (a few thousand rows
+    per event and hour); narrower ones, and TimescaleDB (whose retention drops raw chunks behind
+    the rollups' back), aggregate raw rows."""
     wanted = [pid for pid in q.event_ids if is_public_id(pid)]
     found = conn.execute(
         sa.select(events.c.id, events.c.public_id).where(events.c.public_id.in_(wanted))
@@ -112,7 +145,26 @@ def run_series(
     by_row_id = {int(r[0]): str(r[1]) for r in found}
     out: dict[str, list[SeriesPoint]] = {pid: [] for pid in q.event_ids}
     if not by_row_id:
-        return out
+        return q, out
+    rolled = None if timescale else q.on_whole_seconds()
+    if rolled is None and not timescale and _rows_in_window(conn, q, list(by_row_id)) > RAW_ROWS_MAX:
+        # Sub-second buckets over more raw rows than a chart request may cost: one-second
+        # buckets from the rollups instead (fewer than max_points, bounded work).
+        rolled = q.on_whole_seconds(force=True)
+    if rolled is not None:
+        assert rolled.step_seconds is not None
+        stmt = sa.text(ROLLUP_SERIES).bindparams(sa.bindparam("event_ids", expanding=True))
+        rows = conn.execute(stmt, {
+            "s0": second_of(rolled.since), "s1": second_of(rolled.until), "w": rolled.step_seconds,
+            "event_ids": list(by_row_id),
+        })
+        for event_id, bucket, lo, hi, mean, n, last_ts, last in rows:
+            ts = from_micros(int(last_ts)) if dialect == "sqlite" else last_ts
+            out[by_row_id[int(event_id)]].append(SeriesPoint(
+                min(int(bucket), rolled.max_points - 1), float(lo), float(hi), float(mean),
+                float(last), int(n), ts,
+            ))
+        return rolled, out
     params: dict[str, Any]
     if dialect == "sqlite":
         params = {"since": to_micros(q.since), "until": to_micros(q.until),
@@ -131,4 +183,4 @@ def run_series(
         out[by_row_id[int(event_id)]].append(
             SeriesPoint(bucket, float(lo), float(hi), float(mean), float(last), int(n), ts)
         )
-    return out
+    return q, out

@@ -143,6 +143,23 @@ datapoint_counts = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False),
 )
 
+# Per-(event, whole second) rollups kept in the ingest transaction: chart series over wide windows
+# aggregate these (at most window-seconds rows per event) instead of every raw row.
+datapoint_seconds = sa.Table(
+    "datapoint_seconds",
+    metadata,
+    sa.Column(
+        "event_id", BigId, sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("second", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Float(53), nullable=False),
+    sa.Column("lo", sa.Float(53), nullable=False),
+    sa.Column("hi", sa.Float(53), nullable=False),
+    sa.Column("last_value", sa.Float(53), nullable=True),
+    sa.Column("last_ts", UTCDateTime, nullable=False),
+)
+
 log_entries = sa.Table(
     "log_entries",
     metadata,
@@ -164,7 +181,8 @@ revoked_tokens = sa.Table(
 )
 
 ALL_TABLES = (
-    revoked_tokens, log_entries, datapoint_counts, datapoints, experiments, events, users
+    revoked_tokens, log_entries, datapoint_seconds, datapoint_counts, datapoints, experiments,
+    events, users,
 )
 
 
@@ -172,6 +190,7 @@ def create_schema(conn: sa.Connection, tables: list[sa.Table] | None = None) -> 
     """Create missing tables; a counters table added to an existing database is backfilled."""
     inspector = sa.inspect(conn)
     had_counts = inspector.has_table("datapoint_counts")
+    had_seconds = inspector.has_table("datapoint_seconds")
     had_datapoints = inspector.has_table("datapoints")
     metadata.create_all(conn, tables=tables)
     if had_datapoints and not had_counts:
@@ -179,3 +198,7 @@ def create_schema(conn: sa.Connection, tables: list[sa.Table] | None = None) -> 
             "INSERT INTO datapoint_counts (event_id, experiment_key, n) "
             "SELECT event_id, COALESCE(experiment_id, 0), count(*) FROM datapoints GROUP BY 1, 2"
         ))
+    if had_datapoints and not had_seconds and (tables is None or datapoint_seconds in tables):
+        from webmacs.storage.rollups import rebuild_seconds
+
+        rebuild_seconds(conn, None, None, None)

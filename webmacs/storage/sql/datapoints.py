@@ -18,6 +18,7 @@ from webmacs.storage.records import (
     Page,
     Rejection,
 )
+from webmacs.storage.rollups import add_seconds, rebuild_seconds, second_of
 from webmacs.storage.series import SeriesPoint, SeriesQuery, run_series
 from webmacs.storage.sql.common import SqlRepository, fetch_page
 from webmacs.storage.tables import datapoint_counts, datapoints, events, experiments
@@ -104,13 +105,16 @@ class SqlDatapointRepository(SqlRepository):
     async def delete(self, public_id: str) -> bool:
         def run(conn: Connection) -> bool:
             row = conn.execute(
-                sa.select(datapoints.c.id, datapoints.c.event_id, datapoints.c.experiment_id)
+                sa.select(datapoints.c.id, datapoints.c.event_id, datapoints.c.experiment_id,
+                          datapoints.c.timestamp)
                 .where(datapoints.c.public_id == public_id)
             ).first()
             if row is None:
                 return False
             conn.execute(datapoints.delete().where(datapoints.c.id == row.id))
             add_counts(conn, [(None, None, None, row.event_id, row.experiment_id)], sign=-1)
+            second = second_of(row.timestamp)
+            rebuild_seconds(conn, row.event_id, second, second)
             return True
 
         return await self.db.write(run)
@@ -144,7 +148,7 @@ class SqlDatapointRepository(SqlRepository):
         rows = await self.db.read(lambda c: c.execute(query).all())
         return [_datapoint(r) for r in rows]
 
-    async def series(self, q: SeriesQuery) -> dict[str, list[SeriesPoint]]:
+    async def series(self, q: SeriesQuery) -> tuple[SeriesQuery, dict[str, list[SeriesPoint]]]:
         return await self.db.read(lambda c: run_series(c, q, self.db.dialect, self.timescale))
 
     async def store(self, items: Sequence[StampedRow]) -> list[DatapointRecord | Rejection]:
@@ -214,6 +218,7 @@ def _store(
             ])
         # Last, so concurrent writers hold the counter rows' locks only until their commit.
         add_counts(conn, rows)
+        add_seconds(conn, rows)
     return outcomes
 
 

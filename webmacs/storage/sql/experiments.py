@@ -12,9 +12,10 @@ from sqlalchemy.engine import Connection
 
 from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import ExperimentRecord, Page
+from webmacs.storage.rollups import rebuild_seconds, second_of
 from webmacs.storage.sql.common import SqlRepository, creator_id, fetch_page
 from webmacs.storage.sql.export import export_postgresql, export_sqlite
-from webmacs.storage.tables import datapoint_counts, experiments, users
+from webmacs.storage.tables import datapoint_counts, datapoints, experiments, users
 from webmacs.validation import new_public_id, utcnow
 
 EXPERIMENT_EXISTS = "Experiment already exists."
@@ -122,8 +123,14 @@ class SqlExperimentRepository(SqlRepository):
             ).first()
             if found is None:
                 return False
+            span = conn.execute(
+                sa.select(sa.func.min(datapoints.c.timestamp), sa.func.max(datapoints.c.timestamp))
+                .where(datapoints.c.experiment_id == found.id)
+            ).first()
             conn.execute(experiments.delete().where(experiments.c.id == found.id))
             conn.execute(datapoint_counts.delete().where(datapoint_counts.c.experiment_key == found.id))
+            if span is not None and span[0] is not None:
+                rebuild_seconds(conn, None, second_of(span[0]), second_of(span[1]))
             return True
 
         return await self.db.write(run)
