@@ -264,3 +264,13 @@ async def test_sub_second_buckets_over_too_many_rows_fall_back_to_seconds(
     coarse = await series_of(client, admin_headers, event, T0, until, 1000)
     assert coarse["bucket_seconds"] == 1.0
     assert coarse["series"][0]["points"] == expected_buckets(values, T0, 1.0, 10)
+
+
+async def test_calendar_edges_are_not_500(client: Any, admin_headers: dict[str, str]) -> None:
+    event = await create_event(client, admin_headers)
+    for body in ({"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59.999999Z"},
+                 {"since": "9999-12-31T23:00:00.5Z", "until": "9999-12-31T23:59:59.5Z"}):
+        resp = await client.post(SERIES, headers=admin_headers,
+                                 json={"event_public_ids": [event], "max_points": 10, **body})
+        assert resp.status_code == 200, await resp.get_data(as_text=True)
+        assert (await resp.get_json())["series"][0]["points"] == []

@@ -55,8 +55,11 @@ class SeriesQuery:
         step = -(-(last - first) // self.max_points)
         if not force and (self.until - self.since) / self.max_points < timedelta(seconds=1):
             return None
-        return attrs.evolve(self, since=from_micros(first * 1_000_000),
-                            until=from_micros(last * 1_000_000), step_seconds=max(1, step))
+        try:
+            since, until = from_micros(first * 1_000_000), from_micros(last * 1_000_000)
+        except OverflowError:
+            return None  # at the edge of the calendar: aggregate the raw rows
+        return attrs.evolve(self, since=since, until=until, step_seconds=max(1, step))
 
     def bucket_start(self, bucket: int) -> datetime:
         return self.since + self.width * bucket
