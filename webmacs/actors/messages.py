@@ -8,6 +8,7 @@ fails it. (It can count several parts; the router sends each submission to one r
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 import attrs
 import trio
@@ -15,9 +16,9 @@ import trio
 from webmacs.storage.records import DatapointRecord, IngestResult, NewReading, Rejection
 
 
-@attrs.frozen
-class Stamped:
-    """A reading with its time decided and its experiment stamped (internal id, public id)."""
+class Stamped(NamedTuple):
+    """A reading with its time decided and its experiment stamped (internal id, public id).
+    A NamedTuple: one is built per reading on the event loop."""
 
     reading: NewReading
     timestamp: datetime

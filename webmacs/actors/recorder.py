@@ -150,7 +150,7 @@ async def _write_batches(
 
 
 async def _store_with_retry(store: StoreFn, batch: Batch) -> list[DatapointRecord | Rejection]:
-    rows = [(s.reading, s.timestamp, s.experiment) for s in batch.items()]
+    rows = batch.items()  # Stamped tuples: (reading, timestamp, experiment)
     for delay in (*RETRY_DELAYS, None):
         try:
             return await store(rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import attrs
 
@@ -51,8 +51,11 @@ class ExperimentRecord:
     user_public_id: str | None
 
 
-@attrs.frozen
-class DatapointRecord:
+class DatapointRecord(NamedTuple):
+    """Per-reading values are NamedTuples, not attrs classes: immutable just the same, and
+    several times cheaper to build (attrs' frozen ``__init__`` was 16% of the event loop's busy
+    time while ingesting)."""
+
     public_id: str
     value: float
     timestamp: datetime
@@ -98,11 +101,10 @@ class EventFields:
     type: str | None = None
 
 
-@attrs.frozen
-class NewReading:
+class NewReading(NamedTuple):
     """A validated reading waiting to be stored: its event is known only by public id."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # (shadows tuple.index, which nothing here uses)
     value: float
     event_public_id: str
     timestamp: datetime | None
