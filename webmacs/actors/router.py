@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
@@ -25,6 +26,7 @@ from webmacs.actors.messages import (
     Future,
     IngestFailed,
     RecordJob,
+    ShuttingDown,
     Stamped,
     Ticket,
 )
@@ -94,10 +96,8 @@ class Router:
 
     # -- lifecycle
     async def load(self) -> None:
-        await self._reload_intervals()
         self._start_recorder(None)
-        if self.running is not None:
-            self._start_recorder(*self.running)
+        await self.sync()
 
     async def _reload_intervals(self) -> None:
         rows = await self.experiments.intervals()
@@ -180,62 +180,60 @@ class Router:
             await handle.finished.wait()
 
     # -- experiments
-    async def start_experiment(self, msg: StartExperiment) -> None:
+    async def _change(self, reply: Future, action: Callable[[], Awaitable[object]]) -> None:
+        """Run one experiment change and answer it, then bring the router in line with what was
+        committed. If that resync fails, the router crashes and resyncs when it restarts."""
         try:
-            record = await self.experiments.create(msg.name, msg.user_public_id)
-        except BaseException as exc:
-            msg.reply.fail(exc)
+            result = await action()
+        except Exception as exc:
+            reply.fail(exc)
             return
-        await self._after_change()
-        msg.reply.set(record)
+        except BaseException:
+            reply.fail(ShuttingDown())
+            raise
+        reply.set(result)
+        await self.sync()
+
+    async def start_experiment(self, msg: StartExperiment) -> None:
+        await self._change(msg.reply, lambda: self.experiments.create(msg.name, msg.user_public_id))
 
     async def stop_experiment(self, msg: StopExperiment) -> None:
-        try:
-            record = await self.experiments.stop(msg.public_id)
-        except BaseException as exc:
-            msg.reply.fail(exc)
-            return
-        await self._after_change()
-        msg.reply.set(record)
+        await self._change(msg.reply, lambda: self.experiments.stop(msg.public_id))
 
     async def delete_experiment(self, msg: DeleteExperiment) -> None:
         # Commit everything queued first (its own recorder, a stopped one still draining, late
         # readings on the None recorder): what was acked is then deleted with the rest, and
         # nothing stamped with the experiment is written after it is gone.
-        try:
+        async def delete() -> bool:
             if self.running is not None and self.running[1] == msg.public_id:
                 await self._end_recorder(self.running[0])
             await self.flush()
-            found = await self.experiments.delete(msg.public_id)
-        except BaseException as exc:
-            msg.reply.fail(exc)
-            return
-        await self._after_change()
-        msg.reply.set(found)
+            return await self.experiments.delete(msg.public_id)
 
-    async def _after_change(self) -> None:
+        await self._change(msg.reply, delete)
+
+    async def sync(self) -> None:
+        """Reload the intervals and fit the recorders to them: a stopped experiment's recorder
+        drains and ends, the running one's exists. Idempotent (after a change, or a restart)."""
         previous = self.running
-        try:
-            await self._reload_intervals()
-        except Exception:
-            log.exception("could not reload experiment intervals")
-            raise
-        if previous != self.running:
-            if previous is not None:
-                # Stopped: its recorder writes what is queued (stamped before the stop), then ends.
-                handle = self.recorders.pop(previous[0], None)
-                if handle is not None:
-                    handle.close()
-                    self.draining.add(handle)
-                    self.supervisor.start_temporary(
-                        f"drain[{previous[0]}]", self._forget_when_done, handle
-                    )
-            if self.running is not None and self.running[0] not in self.recorders:
-                self._start_recorder(*self.running)
+        await self._reload_intervals()
+        if previous is not None and previous != self.running:
+            # Stopped: its recorder writes what is queued (stamped before the stop), then ends.
+            handle = self.recorders.pop(previous[0], None)
+            if handle is not None:
+                handle.close()
+                self.draining.add(handle)
+                self.supervisor.start_temporary(
+                    f"drain[{previous[0]}]", self._forget_when_done, handle
+                )
+        if self.running is not None and self.running[0] not in self.recorders:
+            self._start_recorder(*self.running)
 
 
 async def run_router(inbox: trio.MemoryReceiveChannel[RouterMessage], router: Router) -> None:
-    """Handle messages one at a time: routing order is submission order."""
+    """Handle messages one at a time: routing order is submission order. A (re)start first
+    resyncs, so a crash between a committed change and its resync leaves nothing stale."""
+    await router.sync()
     async for msg in inbox:
         if isinstance(msg, Submit):
             await router.submit(msg)
