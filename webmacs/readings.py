@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from webmacs.storage.records import NewReading, Rejection
-from webmacs.validation import parse_timestamp, parse_value
+from webmacs.validation import TIMESTAMP_MSG, parse_timestamp, parse_value
 
 VALUE_INVALID = "Input should be a finite number or a string holding one."
 EVENT_ID_INVALID = "Input should be a valid string."
-TIMESTAMP_INVALID = "Input should be an ISO 8601 timestamp with a UTC offset."
+TIMESTAMP_INVALID = TIMESTAMP_MSG
 ITEM_INVALID = "Input should be a valid JSON object."
 
 

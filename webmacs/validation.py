@@ -151,6 +151,7 @@ def utcnow() -> datetime:
 
 
 STRING_MSG = "Input should be a valid string."
+TIMESTAMP_MSG = "Input should be an ISO 8601 timestamp with a UTC offset."
 
 
 def _is_str(value: Any) -> bool:
@@ -253,6 +254,15 @@ class Fields:
             self.error(name, "Input should be a finite number.", "finite_number", str(value))
             return None
         return number
+
+    def timestamp(self, name: str, *, required: bool = True) -> datetime | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        parsed = parse_timestamp(value)
+        if parsed is None:
+            self.error(name, TIMESTAMP_MSG, "datetime_parsing", value)
+        return parsed
 
     def boolean(self, name: str, *, required: bool = True) -> bool | None:
         value: bool | None = self._typed(

@@ -109,18 +109,15 @@ class ActorTree:
     async def ingest(self, readings: tuple[NewReading, ...]) -> Ticket:
         ticket = Ticket()
         try:
-            await self._router_send.send(Submit(readings, ticket))
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            await _send(self._router_send, Submit(readings, ticket))
+        except ShuttingDown:
             ticket.expect(1)
             ticket.fail(IngestFailed("Server shutting down."))
         return ticket
 
     async def _ask_router(self, make: Callable[[Future], RouterMessage]) -> object:
         reply = Future()
-        try:
-            await self._router_send.send(make(reply))
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise ShuttingDown from None
+        await _send(self._router_send, make(reply))
         return await reply.get()
 
     async def create_experiment(self, name: str, user_public_id: str | None) -> ExperimentRecord:
@@ -139,19 +136,13 @@ class ActorTree:
     # -- the hub
     async def _ask_hub(self, make: Callable[[Future], HubMessage]) -> object:
         reply = Future()
-        await self._tell_hub(make(reply))
+        await _send(self._hub_send, make(reply))
         return await reply.get()
-
-    async def _tell_hub(self, msg: HubMessage) -> None:
-        try:
-            await self._hub_send.send(msg)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise ShuttingDown from None
 
     async def _notify_hub(self, msg: HubMessage) -> None:
         """A notification after a commit: if the hub is already gone, there is nobody to tell."""
         with contextlib.suppress(ShuttingDown):
-            await self._tell_hub(msg)
+            await _send(self._hub_send, msg)
 
     async def latest(self) -> list[DatapointRecord]:
         return cast(list[DatapointRecord], await self._ask_hub(GetLatest))
@@ -174,7 +165,7 @@ class ActorTree:
 
     async def subscribe(self, flt: StreamFilter, stuck_timeout: float = 10.0) -> Subscription:
         sub = Subscription(flt, SubscriberOutbox(stuck_timeout=stuck_timeout))
-        await self._tell_hub(Subscribe(sub))
+        await _send(self._hub_send, Subscribe(sub))
         return sub
 
     @property
@@ -207,6 +198,14 @@ class ActorTree:
         self._hub_send.close()
         with trio.move_on_after(SHUTDOWN_GRACE_S):
             await self.hub_done.wait()
+
+
+async def _send(channel: trio.MemorySendChannel[Any], msg: object) -> None:
+    """Send to an actor's inbox; a closed inbox means the tree is shutting down."""
+    try:
+        await channel.send(msg)
+    except (trio.ClosedResourceError, trio.BrokenResourceError):
+        raise ShuttingDown from None
 
 
 TOKEN_PRUNE_INTERVAL_S = 3600.0

@@ -18,6 +18,7 @@ from webmacs.readings import batch_too_large, parse_item, parse_items, rejection
 from webmacs.storage.records import DatapointFilter, IngestResult, NewReading, Rejection
 from webmacs.storage.series import SeriesQuery
 from webmacs.validation import (
+    TIMESTAMP_MSG,
     FieldError,
     Fields,
     ValidationFailed,
@@ -40,7 +41,7 @@ async def committed(ticket: Ticket) -> IngestResult:
     try:
         return await ticket.wait()
     except IngestFailed as exc:
-        raise ApiError(503, "Database unavailable." if "Database" in exc.detail else exc.detail) from None
+        raise ApiError(503, exc.detail) from None
 
 
 @route(bp, "", ["POST"])
@@ -108,19 +109,8 @@ def read_series_query(body: Any) -> SeriesQuery:
     if minutes is not None and not 0 < minutes <= MAX_SERIES_MINUTES:
         fields.error("minutes", "Input should be greater than 0 and at most ten years.",
                      "value_error", minutes)
-    since = until = None
-    for name in ("since", "until"):
-        raw = fields.data.get(name)
-        if raw is None:
-            continue
-        value = parse_timestamp(raw)
-        if value is None:
-            fields.error(name, "Input should be an ISO 8601 timestamp with a UTC offset.",
-                         "datetime_parsing", raw)
-        elif name == "since":
-            since = value
-        else:
-            until = value
+    since = fields.timestamp("since", required=False)
+    until = fields.timestamp("until", required=False)
     points = fields.data.get("max_points", 1000)
     if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= MAX_SERIES_POINTS:
         fields.error("max_points", f"Input should be an integer from 1 to {MAX_SERIES_POINTS}.",
@@ -174,10 +164,7 @@ def _time_filter(name: str) -> Any:
         return None
     value = parse_timestamp(raw)
     if value is None:
-        raise ValidationFailed([FieldError(
-            ("query", name), "Input should be an ISO 8601 timestamp with a UTC offset.",
-            "datetime_parsing", raw,
-        )])
+        raise ValidationFailed([FieldError(("query", name), TIMESTAMP_MSG, "datetime_parsing", raw)])
     return value
 
 
