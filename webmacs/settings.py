@@ -52,7 +52,7 @@ class Settings:
     db_pool_size: int = 8
     max_body_bytes: int = 8 * 1024 * 1024
     secret_key_generated: bool = False
-    ingest_flush_window: float = 0.005
+    ingest_flush_window: float = 0.0
     timescale: TimescaleOptions = attrs.field(factory=TimescaleOptions)
 
     @property
@@ -280,7 +280,7 @@ def load_settings(
         db_pool_size=_int(env, "DB_POOL_SIZE", 8, 1, 64),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
         secret_key_generated=generated,
-        ingest_flush_window=_float(env, "INGEST_FLUSH_WINDOW_MS", 5.0, 0.0, 1000.0) / 1000,
+        ingest_flush_window=_float(env, "INGEST_FLUSH_WINDOW_MS", 0.0, 0.0, 1000.0) / 1000,
         timescale=TimescaleOptions(
             chunk_interval=intervals["TIMESCALE_CHUNK_INTERVAL"] or "1 day",
             compress_after=intervals["TIMESCALE_COMPRESS_AFTER"],

@@ -49,7 +49,7 @@ class FlushPolicy:
     """
 
     max_rows: int = 20_000
-    window: float = 0.005
+    window: float = 0.0
     writers: int = 1
 
     def full(self, batch: Batch) -> bool:
