@@ -56,7 +56,7 @@ class FakeSubmit:
     def __init__(self) -> None:
         self.submitted: list[tuple[tuple[NewReading, ...], Ticket]] = []
 
-    async def __call__(self, readings: tuple[NewReading, ...]) -> Ticket:
+    async def __call__(self, readings: tuple[NewReading, ...], frame: object = None) -> Ticket:
         ticket = Ticket(1)
         self.submitted.append((readings, ticket))
         await trio.sleep(0)

@@ -20,13 +20,14 @@ import trio
 from webmacs.actors.messages import IngestFailed, Ticket
 from webmacs.actors.ports import Activity, ConnectionClosed, WebSocketPort
 from webmacs.actors.subscriber import CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_NORMAL, close_quietly
+from webmacs.frame_ids import FrameTag, frame_tag
 from webmacs.frames import FrameError, ack, error, parse_telemetry
 from webmacs.storage.records import NewReading
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
-SubmitFn = Callable[[tuple[NewReading, ...]], Awaitable[Ticket]]
+SubmitFn = Callable[[tuple[NewReading, ...], FrameTag | None], Awaitable[Ticket]]
 
 
 @attrs.frozen
@@ -55,7 +56,10 @@ async def run_controller_session(
     max_inflight: int = 8,
     outbox_size: int = 64,
     name: str = "controller",
+    controller_id: str | None = None,
 ) -> int:
+    """``controller_id`` (from the handshake) makes each ``seq`` frame a frame id: the store
+    answers a resend with its first ack instead of storing it again (§8)."""
     stats = SessionStats()
     slots = trio.Semaphore(max_inflight)
     inflight_send, inflight_recv = trio.open_memory_channel[Pending](max_inflight)
@@ -91,9 +95,15 @@ async def run_controller_session(
             log.info("%s: bad frame: %s", name, frame.detail)
             return Pending(frame.seq, True, None, frame.detail) if replies else None
         replies = replies or frame.has_seq
+        tag = frame_tag(controller_id, frame.seq, frame.rejected)
+        if isinstance(tag, str):
+            stats.errors += 1
+            return Pending(frame.seq, True, None, tag)
         stats.rejected += len(frame.rejected)
         if frame.readings:
-            ticket = await submit(tuple(frame.readings))
+            # (A frame without a storable reading is not recorded: its ack depends on its
+            # content alone, so a resend gets the same ack anyway.)
+            ticket = await submit(tuple(frame.readings), tag)
             for r in frame.rejected:
                 ticket.add_rejection(r)
         else:
@@ -110,10 +120,13 @@ async def run_controller_session(
                     try:
                         result = await pending.ticket.wait()
                         stats.readings += len(result.stored)
+                        if result.first_accepted is not None:
+                            log.info("%s: frame seq=%s was committed before: ack replayed",
+                                     name, pending.seq)
                         if result.rejected and not pending.replies:
                             log.info("%s: %d readings rejected", name, len(result.rejected))
                         if pending.replies and pending.seq is not None:
-                            reply = ack(pending.seq, len(result.stored), result.rejected)
+                            reply = ack(pending.seq, result.accepted, result.rejected)
                     except IngestFailed as exc:
                         log.warning("%s: frame seq=%s not stored: %s", name, pending.seq, exc.detail)
                         if pending.replies:

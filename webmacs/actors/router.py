@@ -32,6 +32,7 @@ from webmacs.actors.messages import (
 )
 from webmacs.actors.recorder import RecorderHandle, run_recorder
 from webmacs.actors.supervisor import RestartPolicy, Supervisor
+from webmacs.frame_ids import FrameTag
 from webmacs.stamping import Interval, Stamper
 from webmacs.storage.records import NewReading
 from webmacs.storage.sql.datapoints import SqlDatapointRepository
@@ -47,6 +48,7 @@ ExperimentKey = tuple[int, str]
 class Submit:
     readings: tuple[NewReading, ...]
     ticket: Ticket
+    frame: FrameTag | None = None
 
 
 @attrs.frozen
@@ -158,7 +160,7 @@ class Router:
         try:
             if handle is None:
                 raise trio.ClosedResourceError
-            await handle.send.send(RecordJob(tuple(items), msg.ticket, trio.current_time()))
+            await handle.send.send(RecordJob(tuple(items), msg.ticket, trio.current_time(), msg.frame))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             msg.ticket.fail(IngestFailed("Server shutting down."))
 
