@@ -44,6 +44,7 @@ class SessionStats:
     readings: int = 0
     rejected: int = 0
     errors: int = 0
+    replayed: int = 0  # resent frames answered with their first ack
 
 
 async def run_controller_session(
@@ -98,6 +99,7 @@ async def run_controller_session(
         tag = frame_tag(controller_id, frame.seq, frame.rejected)
         if isinstance(tag, str):
             stats.errors += 1
+            log.info("%s: bad frame: %s", name, tag)
             return Pending(frame.seq, True, None, tag)
         stats.rejected += len(frame.rejected)
         if frame.readings:
@@ -120,9 +122,7 @@ async def run_controller_session(
                     try:
                         result = await pending.ticket.wait()
                         stats.readings += len(result.stored)
-                        if result.first_accepted is not None:
-                            log.info("%s: frame seq=%s was committed before: ack replayed",
-                                     name, pending.seq)
+                        stats.replayed += result.first_accepted is not None
                         if result.rejected and not pending.replies:
                             log.info("%s: %d readings rejected", name, len(result.rejected))
                         if pending.replies and pending.seq is not None:
@@ -164,7 +164,8 @@ async def run_controller_session(
     except* ConnectionClosed:
         code = CLOSE_NORMAL
     finally:
-        log.info("%s: closed (%d frames, %d readings stored, %d rejected, %d bad frames)",
-                 name, stats.frames, stats.readings, stats.rejected, stats.errors)
+        log.info("%s: closed (%d frames, %d readings stored, %d rejected, %d bad frames, "
+                 "%d resends answered from their first ack)",
+                 name, stats.frames, stats.readings, stats.rejected, stats.errors, stats.replayed)
     await close_quietly(port, code)
     return code
