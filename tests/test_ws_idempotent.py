@@ -5,13 +5,16 @@ their first ack again and are stored, and streamed, once."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 import trio
 import trio_websocket
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
 from test_websockets import (
     STREAM,
     TELEMETRY,
@@ -114,6 +117,64 @@ async def test_a_resend_while_the_original_is_in_flight_is_stored_once(
             assert await recv_json(new) == {"type": "ack", "seq": 9, "accepted": 3, "rejected": []}
             await assert_silent(new, 0.2)
         assert await count_rows(server, event) == 3
+
+
+async def test_after_kill_9_resending_unacked_frames_creates_no_duplicates(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The defect as found: a server killed with acks in flight, a controller that resends every
+    frame it has no ack for, and no row stored twice."""
+    frames = 30
+
+    async def connect(server: LiveServer) -> tuple[str, str]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            login = await http.post("/api/v1/auth/login",
+                                    json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+            token = login.json()["access_token"]
+            if not event:
+                made = await http.post("/api/v1/events", headers={"Authorization": f"Bearer {token}"},
+                                       json={"name": "T", "min_value": 0, "max_value": 100,
+                                             "unit": "C", "type": "sensor"})
+                event.append(made.json()["public_id"])
+        url = f"ws://127.0.0.1:{server.port}{TELEMETRY}?token={token}&controller_id=rig-1"
+        return url, token
+
+    event: list[str] = []
+    server = LiveServer(database_url, tmp_path)
+    try:
+        url, _ = await connect(server)
+        sent = {seq: frame(readings(event[0], [seq, seq + 0.5]), seq) for seq in range(1, frames + 1)}
+        acked: dict[int, Any] = {}
+        async with trio_websocket.open_websocket_url(url) as ws:
+            for raw in sent.values():
+                await ws.send_message(raw)
+            while len(acked) < 10:
+                reply = await recv_json(ws)
+                acked[reply["seq"]] = reply
+            server.stop(signal.SIGKILL)
+    finally:
+        server.stop()
+
+    server = LiveServer(database_url, tmp_path)
+    try:
+        url, token = await connect(server)
+        async with trio_websocket.open_websocket_url(url) as ws:
+            for seq, raw in sent.items():
+                if seq not in acked:
+                    await ws.send_message(raw)
+            # A careless resend of an acked frame is harmless too.
+            await ws.send_message(sent[1])
+            replies = [await recv_json(ws) for _ in range(frames - len(acked) + 1)]
+        assert [r["seq"] for r in replies] == [s for s in sent if s not in acked] + [1]
+        assert all(r["accepted"] == 2 for r in replies)
+        assert replies[-1] == acked[1]
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            page = await http.get("/api/v1/datapoints", params={"page_size": 1000},
+                                  headers={"Authorization": f"Bearer {token}"})
+        values = sorted(d["value"] for d in page.json()["data"])
+        assert values == sorted(v for seq in sent for v in (seq, seq + 0.5))
+    finally:
+        server.stop()
 
 
 def telemetry_url(server: Server, query: str) -> str:
