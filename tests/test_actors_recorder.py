@@ -17,6 +17,7 @@ from webmacs.actors.messages import Committed, IngestFailed, RecordJob, Stamped,
 from webmacs.actors.recorder import RETRY_DELAYS, RecorderHandle, run_recorder
 from webmacs.actors.sequencing import Sequencer, run_publisher
 from webmacs.actors.supervisor import RestartPolicy, Supervisor
+from webmacs.frame_ids import StoreOutcome
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import DatapointRecord, NewReading, Rejection
 
@@ -42,7 +43,7 @@ class FakeStore:
         self.returned: list[float] = []
         self._ids = itertools.count(1)
 
-    async def __call__(self, rows: Sequence[Row]) -> list[DatapointRecord | Rejection]:
+    async def __call__(self, rows: Sequence[Row], frames: object = None) -> list[StoreOutcome]:
         self.calls.append((trio.current_time(), list(rows)))
         action = self.script.pop(0) if self.script else None
         if isinstance(action, tuple):

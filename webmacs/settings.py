@@ -53,6 +53,7 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     secret_key_generated: bool = False
     ingest_flush_window: float = 0.0
+    ingest_frame_retention_hours: int = 48
     timescale: TimescaleOptions = attrs.field(factory=TimescaleOptions)
 
     @property
@@ -281,6 +282,8 @@ def load_settings(
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
         secret_key_generated=generated,
         ingest_flush_window=_float(env, "INGEST_FLUSH_WINDOW_MS", 0.0, 0.0, 1000.0) / 1000,
+        # §8 promises resends are recognised for at least 24 h.
+        ingest_frame_retention_hours=_int(env, "INGEST_FRAME_RETENTION_HOURS", 48, 24, 8760),
         timescale=TimescaleOptions(
             chunk_interval=intervals["TIMESCALE_CHUNK_INTERVAL"] or "1 day",
             compress_after=intervals["TIMESCALE_COMPRESS_AFTER"],

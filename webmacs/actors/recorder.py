@@ -26,14 +26,15 @@ import trio
 
 from webmacs.actors.batching import Batch, FlushPolicy
 from webmacs.actors.messages import IngestFailed, RecordJob
+from webmacs.frame_ids import FrameAck, FrameSpans, StoreOutcome
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import DatapointRecord, NewReading, Rejection
 
 log = logging.getLogger(__name__)
 
 StoreFn = Callable[
-    [Sequence[tuple[NewReading, datetime, tuple[int, str] | None]]],
-    Awaitable[list[DatapointRecord | Rejection]],
+    [Sequence[tuple[NewReading, datetime, tuple[int, str] | None]], FrameSpans | None],
+    Awaitable[list[StoreOutcome]],
 ]
 
 
@@ -189,6 +190,10 @@ async def _write_batch(handle: RecorderHandle, batch: Batch, store: StoreFn, rel
     for job in batch.jobs:
         part = outcomes[pos:pos + len(job.items)]
         pos += len(job.items)
+        if part and isinstance(part[0], FrameAck):  # a resend: its first ack, nothing new
+            job.ticket.replay(part[0])
+            release.resolve(job.number)
+            continue
         stored = [o for o in part if isinstance(o, DatapointRecord)]
         job.ticket.complete(stored, [o for o in part if isinstance(o, Rejection)])
         release.resolve(job.number, tuple(stored))
@@ -197,11 +202,12 @@ async def _write_batch(handle: RecorderHandle, batch: Batch, store: StoreFn, rel
     handle.rows += committed
 
 
-async def _store_with_retry(store: StoreFn, batch: Batch) -> list[DatapointRecord | Rejection]:
+async def _store_with_retry(store: StoreFn, batch: Batch) -> list[StoreOutcome]:
     rows = batch.items()  # Stamped tuples: (reading, timestamp, experiment)
+    frames = batch.frames()
     for delay in (*RETRY_DELAYS, None):
         try:
-            return await store(rows)
+            return await store(rows, frames)
         except DatabaseUnavailable:
             if delay is None:
                 raise

@@ -58,7 +58,10 @@ plain HTTP 401 (or 403) with a `detail`, never an accepted-then-closed socket.
 `{"type": "ack", "seq": 42, "accepted": 1, "rejected": []}`; \
 bad items are rejected by name like a REST batch. \
 An unusable frame gets `{"type": "error", "seq": 42, "detail": "…"}` and the connection stays open. \
-Frames hold at most `MAX_BATCH` items and 2 MiB (larger → close 1009).
+Frames hold at most `MAX_BATCH` items and 2 MiB (larger → close 1009). \
+With `?controller_id=<1-64 of A-Z a-z 0-9 . _ ->` a frame is identified by (controller_id, seq): \
+a resend of a committed frame is not stored again and gets its first ack (exactly-once); \
+an invalid id is refused before the upgrade with 422.
 - `/ws/datapoints/stream` (server → browser): first `{"type": "connected", …}`, then \
 `{"type": "datapoints_batch", "datapoints": [DatapointResponse, …]}` for every committed datapoint, and \
 `{"type": "lag", "dropped": N}` after drops. `{"type": "ping"}` is answered with `{"type": "pong"}`. \
