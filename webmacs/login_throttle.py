@@ -90,10 +90,7 @@ class FailureTable:
         return None
 
     def reserve(self, key: str, now: float) -> None:
-        record = self._live(key, now)
-        if record is None:
-            self._make_room(now)
-            record = self._records[key] = _Record(deque(maxlen=self.threshold))
+        record = self._live(key, now) or self._add(key, now)
         record.pending += 1
 
     def release(self, key: str) -> None:
@@ -104,10 +101,7 @@ class FailureTable:
     def fail(self, key: str, now: float) -> None:
         """Release a reservation as a failure; the ``threshold``-th within the window locks."""
         self.release(key)
-        record = self._records.get(key)
-        if record is None:  # evicted meanwhile under a flood: start afresh
-            self._make_room(now)
-            record = self._records[key] = _Record(deque(maxlen=self.threshold))
+        record = self._records.get(key) or self._add(key, now)  # evicted meanwhile: start afresh
         while record.failures and now - record.failures[0] >= self.policy.window:
             record.failures.popleft()
         record.failures.append(now)
@@ -119,6 +113,11 @@ class FailureTable:
 
     def clear(self, key: str) -> None:
         self._records.pop(key, None)
+
+    def _add(self, key: str, now: float) -> _Record:
+        self._make_room(now)
+        record = self._records[key] = _Record(deque(maxlen=self.threshold))
+        return record
 
     def _make_room(self, now: float) -> None:
         while self._records:
