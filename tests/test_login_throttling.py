@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, FakeClock, LiveServer, make_settings
 
 from webmacs.actors.tree import open_actor_tree
@@ -90,6 +91,22 @@ async def test_throttled_request_runs_no_bcrypt(harness: Harness) -> None:
     for email in (ADMIN_EMAIL, "ghost@webmacs.io"):
         await expect_throttled(await harness.login(email, ADMIN_PASSWORD, peer="192.0.2.99"))
     assert harness.bcrypt_calls == 10
+
+
+async def test_concurrent_guesses_get_no_more_checks_than_sequential_ones(harness: Harness) -> None:
+    statuses: list[int] = []
+
+    async def guess(i: int) -> None:
+        resp = await harness.login(ADMIN_EMAIL, f"guess-{i}", peer=f"198.51.100.{i}")
+        statuses.append(resp.status_code)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(30):
+            nursery.start_soon(guess, i)
+    assert sorted(set(statuses)) == [401, 429]
+    assert statuses.count(401) <= 5
+    assert harness.bcrypt_calls == statuses.count(401)
+    await expect_throttled(await harness.login(ADMIN_EMAIL, ADMIN_PASSWORD, peer="203.0.113.5"))
 
 
 async def test_correct_password_while_throttled_is_429(harness: Harness) -> None:
