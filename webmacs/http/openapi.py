@@ -17,6 +17,7 @@ from webmacs.csv_export import HEADER as CSV_HEADER
 from webmacs.http.auth import INVALID_LOGIN
 from webmacs.http.guards import ADMIN_REQUIRED, AUTH_REQUIRED, INVALID_TOKEN, REVOKED, USER_NOT_FOUND
 from webmacs.http.requests import MAX_PAGE_SIZE
+from webmacs.login_throttle import TOO_MANY_LOGINS
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
 
 Schema = dict[str, Any]
@@ -363,6 +364,12 @@ def _responses() -> dict[str, Schema]:
                                            {"type": "string", "const": "Database unavailable."}),
         "LoginFailed": detail_error("Unknown email or wrong password (indistinguishable).",
                                     {"type": "string", "const": INVALID_LOGIN}),
+        "TooManyLogins": detail_error(
+            "Too many failed logins for this email or from this address; the password was not "
+            "checked. The same answer for known and unknown emails.",
+            {"type": "string", "const": TOO_MANY_LOGINS},
+            {"Retry-After": header("Whole seconds until a new attempt is allowed.",
+                                   {"type": "string", "pattern": "^[1-9][0-9]*$"})}),
     }
 
 
@@ -487,10 +494,12 @@ def _auth_paths() -> dict[str, Schema]:
                 "200": json_ok("A fresh access token.", ref("LoginResponse"), {
                     "status": "success", "message": "Successfully logged in.", "access_token": "<jwt>",
                     "public_id": EXAMPLE_ID, "username": "admin"}),
-                "401": ref("LoginFailed", "responses")},
+                "401": ref("LoginFailed", "responses"),
+                "429": ref("TooManyLogins", "responses")},
             body="LoginRequest", public=True,
             description="Returns a JWT for `Authorization: Bearer`. Unknown email and wrong password "
-                        "both give the same 401, with equal timing.")},
+                        "both give the same 401, with equal timing. Repeated failures for one email "
+                        "or from one address give 429 with `Retry-After`.")},
         f"{API}/auth/logout": {"post": op(
             "logout", "auth", "Log out", written("Successfully logged out."),
             description="Revokes the presented token; using it again gives 401 `Token has been revoked.`")},
