@@ -18,6 +18,7 @@ import orjson
 
 from webmacs.storage.timescale import TimescaleOptions, valid_interval
 from webmacs.validation import normalise_email
+from webmacs.ws_trust import Network, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class Settings:
     secret_key_generated: bool = False
     ingest_flush_window: float = 0.005
     timescale: TimescaleOptions = attrs.field(factory=TimescaleOptions)
+    # None = auto: Secure when the login request itself came over TLS.
+    session_cookie_secure: bool | None = None
+    ws_anonymous_telemetry_networks: tuple[Network, ...] = ()
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -134,6 +138,24 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}.")
+
+
+def _auto_bool(env: Mapping[str, str], name: str) -> bool | None:
+    """``auto`` (or unset) → None, else a boolean."""
+    raw = env.get(name)
+    if raw is None or raw.strip().lower() in ("", "auto"):
+        return None
+    try:
+        return _bool(env, name, False)
+    except SettingsError:
+        raise SettingsError(f"{name} must be auto, true or false, got {raw!r}.") from None
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(env.get(name, ""))
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}.") from None
 
 
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -286,6 +308,8 @@ def load_settings(
             compress_after=intervals["TIMESCALE_COMPRESS_AFTER"],
             retention=intervals["TIMESCALE_RETENTION"],
         ),
+        session_cookie_secure=_auto_bool(env, "SESSION_COOKIE_SECURE"),
+        ws_anonymous_telemetry_networks=_networks(env, "WS_ANONYMOUS_TELEMETRY_NETWORKS"),
     )
 
 
@@ -300,4 +324,8 @@ def startup_warnings(settings: Settings) -> list[str]:
         notes.append("INITIAL_ADMIN_PASSWORD is the default; change the admin password.")
     if settings.ws_anonymous_telemetry:
         notes.append("WS_ANONYMOUS_TELEMETRY is on: token-less controllers may send telemetry.")
+    elif settings.ws_anonymous_telemetry_networks:
+        nets = ", ".join(str(n) for n in settings.ws_anonymous_telemetry_networks)
+        notes.append(f"WS_ANONYMOUS_TELEMETRY_NETWORKS: token-less controllers may send telemetry "
+                     f"from {nets}.")
     return notes

@@ -7,11 +7,12 @@ from typing import Any
 from quart import Blueprint, request
 
 from webmacs.http.context import services
-from webmacs.http.errors import ApiError
-from webmacs.http.guards import authenticate, bearer_token
+from webmacs.http.errors import ApiError, error_response
+from webmacs.http.guards import AuthFailed, authenticate, bearer_token
 from webmacs.http.requests import json_body
 from webmacs.http.responses import json_response, success, user_json
 from webmacs.http.routing import route
+from webmacs.http.session_cookie import clear_session_cookie, cookie_secure, set_session_cookie
 from webmacs.validation import Fields
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
@@ -34,21 +35,36 @@ async def login() -> Any:
     if not await svc.passwords.verify(password, user.password_hash):
         raise ApiError(401, INVALID_LOGIN)
     token = svc.tokens.issue(user.public_id)
-    return json_response({"status": "success", "message": "Successfully logged in.",
-                          "access_token": token, "public_id": user.public_id,
-                          "username": user.username})
+    response = json_response({"status": "success", "message": "Successfully logged in.",
+                              "access_token": token, "public_id": user.public_id,
+                              "username": user.username})
+    set_session_cookie(response, token, svc.settings.access_token_expire_minutes * 60, _secure())
+    return response
+
+
+def _secure() -> bool:
+    return cookie_secure(services().settings.session_cookie_secure, request.scheme)
 
 
 @route(bp, "/logout", ["POST"])
 async def logout() -> Any:
     svc = services()
     token = bearer_token(request.headers.get("Authorization"))
-    await authenticate(svc, token)
+    try:
+        await authenticate(svc, token)
+    except AuthFailed as exc:
+        # REST never reads the cookie, so revocation needs the Bearer token; but a browser asking
+        # to log out loses its cookie either way.
+        refusal = error_response(exc)
+        clear_session_cookie(refusal, _secure())
+        return refusal
     assert token is not None
     claims = svc.tokens.decode(token)
     assert claims is not None
     await svc.repos.tokens.revoke(claims.jti, claims.expires_at)
-    return success("Successfully logged out.")
+    response = success("Successfully logged out.")
+    clear_session_cookie(response, _secure())
+    return response
 
 
 @route(bp, "/me", ["GET"])
