@@ -25,6 +25,7 @@ from webmacs.ws_trust import address_in, origin_allowed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("websockets", __name__)
+ORIGIN_REFUSED = "Origin not allowed."
 
 
 class QuartPort:
@@ -47,9 +48,6 @@ class QuartPort:
             abort()
 
 
-ORIGIN_REFUSED = "Origin not allowed."
-
-
 def _explicit_token() -> str | None:
     return websocket.args.get("token") or bearer_token(websocket.headers.get("Authorization"))
 
@@ -67,11 +65,10 @@ def _anonymous_telemetry_ok(settings: Settings) -> bool:
 async def _admit(svc: Services, *, telemetry: bool) -> UserRecord | None:
     """The connecting user (None: an anonymous controller), or an :class:`ApiError` refusal.
 
-    An explicit token (``?token=`` or Bearer) wins and is all that is checked. Without one, the
-    ambient credentials (the session cookie, or for telemetry the source network) count only
-    for a page of an allowed origin, or for a client that sends no Origin (not a browser) when
-    it is anonymous telemetry. A cookie always needs the Origin: browsers send it on every
-    upgrade.
+    An explicit token (``?token=`` or Bearer) wins and is all that is checked. Otherwise the
+    ambient credentials count: the session cookie, only with an allowed ``Origin`` (browsers
+    always send one on an upgrade); for telemetry, the source network, and then any ``Origin``
+    sent (a browser page inside that network) must be allowed too.
     """
     token = _explicit_token()
     if token is None:
