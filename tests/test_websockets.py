@@ -1017,3 +1017,49 @@ async def test_flood_on_one_connection_reaches_subscribers_in_sent_order(
             rows = await reader.wait_for(len(sent), timeout=30)
             assert [r["value"] for r in rows] == sent
         nursery.cancel_scope.cancel()
+
+
+async def test_small_messages_take_the_direct_path_and_stay_in_order(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small stream frames are written straight to the socket, large ones through Hypercorn
+    (compressed when negotiated); a client sees every reading once, in order, either way,
+    between Hypercorn's own pings."""
+    from webmacs.http import ws_activity
+
+    direct = []
+    original = ws_activity.DirectSender.send
+
+    async def counting(self: Any, payload: bytes) -> bool:
+        sent = await original(self, payload)
+        direct.append(sent)
+        return sent
+
+    monkeypatch.setattr(ws_activity.DirectSender, "send", counting)
+    async with running_server(database_url, tmp_path, WS_HEARTBEAT_INTERVAL="0.05") as server, \
+            trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        event = await server.event()
+        reader = StreamReader(await server.subscribe(stack))
+        nursery.start_soon(reader.run)
+        ws = await stack.enter_async_context(server.telemetry())
+        sent: list[float] = []
+        for seq, n in enumerate([1, 1, 40, 1, 200, 3], start=1):  # one-reading and large frames
+            values = [seq * 1000.0 + i for i in range(n)]
+            sent += values
+            await ws.send_message(frame(readings(event, values), seq))
+            assert (await recv_json(ws))["seq"] == seq  # acks: small, direct
+            await trio.sleep(0.06)  # let pings interleave
+        rows = await reader.wait_for(len(sent), timeout=10)
+        assert [r["value"] for r in rows] == sent
+        assert direct.count(True) >= 6 + 4  # the acks and the small stream frames
+        nursery.cancel_scope.cancel()
+
+
+def test_text_frame_headers() -> None:
+    from webmacs.http.ws_activity import text_frame_header
+
+    assert text_frame_header(0) == b"\x81\x00"
+    assert text_frame_header(125) == b"\x81\x7d"
+    assert text_frame_header(126) == b"\x81\x7e\x00\x7e"
+    assert text_frame_header(65535) == b"\x81\x7e\xff\xff"
+    assert text_frame_header(65536) == b"\x81\x7f" + (65536).to_bytes(8, "big")

@@ -18,7 +18,8 @@ from webmacs.http.errors import ApiError, error_response, validation_response
 from webmacs.http.guards import authenticate, bearer_token
 from webmacs.http.responses import json_response
 from webmacs.http.session_cookie import SESSION_COOKIE
-from webmacs.http.ws_activity import ABORT_KEY, SCOPE_KEY
+from webmacs.http.ws_activity import ABORT_KEY, DIRECT_KEY, SCOPE_KEY, DirectSender
+from webmacs.http.ws_compression import COMPRESS_MIN_BYTES
 from webmacs.services import Services
 from webmacs.settings import Settings
 from webmacs.storage.records import UserRecord
@@ -31,13 +32,24 @@ ORIGIN_REFUSED = "Origin not allowed."
 
 
 class QuartPort:
-    """Adapts Quart's websocket object to :class:`~webmacs.actors.ports.WebSocketPort`."""
+    """Adapts Quart's websocket object to :class:`~webmacs.actors.ports.WebSocketPort`.
+
+    Small text messages (stream frames of a few readings, acks) go straight to the socket
+    (:class:`~webmacs.http.ws_activity.DirectSender`); larger ones, and any the direct path
+    declines, through Quart and Hypercorn, compressed if the client negotiated it."""
+
+    def __init__(self) -> None:
+        extensions: dict[str, Any] = websocket.scope.get("extensions") or {}  # type: ignore[assignment]
+        self._direct: DirectSender | None = extensions.get(DIRECT_KEY)
 
     async def receive(self) -> str | bytes:
         data: str | bytes = await websocket.receive()
         return data
 
     async def send(self, data: str | bytes) -> None:
+        if (self._direct is not None and isinstance(data, str) and len(data) < COMPRESS_MIN_BYTES
+                and await self._direct.send(data.encode())):
+            return
         await websocket.send(data)
 
     async def close(self, code: int, reason: str = "") -> None:
