@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from webmacs.actors.batching import FlushPolicy
-from webmacs.actors.messages import Committed, Future, IngestFailed, Ticket
+from webmacs.actors.messages import ActorFailed, Committed, Future, IngestFailed, Ticket
 from webmacs.actors.router import (
     DeleteExperiment,
     Router,
@@ -23,6 +23,7 @@ from webmacs.actors.router import (
     Submit,
     run_router,
 )
+from webmacs.actors.sequencing import Sequencer, run_publisher
 from webmacs.actors.supervisor import Supervisor
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.protocols import Conflict
@@ -139,7 +140,9 @@ class Harness:
         await self.inbox.send(make(reply))
         return reply
 
-    def published(self) -> list[DatapointRecord]:
+    async def published(self) -> list[DatapointRecord]:
+        """What reached the hub, once the publisher has handed over everything released."""
+        await self.router.sequencer.idle()
         out: list[DatapointRecord] = []
         while True:
             try:
@@ -155,7 +158,9 @@ async def open_router(
     hub_send, hub_recv = trio.open_memory_channel[Committed](1000)
     async with trio.open_nursery() as nursery:
         sup = Supervisor(nursery, "test")
-        router = Router(sup, experiments, datapoints, hub_send, FlushPolicy(window=window))  # type: ignore[arg-type]
+        sequencer = Sequencer()
+        sup.start_permanent("publisher", run_publisher, sequencer, hub_send)
+        router = Router(sup, experiments, datapoints, sequencer, FlushPolicy(window=window))  # type: ignore[arg-type]
         await router.load()
         send, recv = trio.open_memory_channel[RouterMessage](64)
         sup.start_permanent("router", run_router, recv, router)
@@ -163,6 +168,7 @@ async def open_router(
         send.close()
         router.close()
         await router.drained()
+        await sequencer.idle()
         nursery.cancel_scope.cancel()
 
 
@@ -195,7 +201,7 @@ async def test_readings_without_timestamp_go_to_running_experiment(
         assert h.router.recorders[exp.id].rows == 3
         assert h.router.recorders[None].rows == 0
         assert [row[2] for _, rows in datapoints.calls for row in rows] == [(exp.id, "exp-run")] * 3
-        assert [d.public_id for d in h.published()] == [d.public_id for d in res.stored]
+        assert [d.public_id for d in await h.published()] == [d.public_id for d in res.stored]
 
 
 async def test_readings_without_experiment_stamped_none(autojump_clock: trio.testing.MockClock) -> None:
@@ -257,7 +263,8 @@ async def test_stop_handover_no_reading_lost(autojump_clock: trio.testing.MockCl
         assert recorder.rows == 3
         assert h.router.recorders[None].rows == 4
         assert len(datapoints.stored) == 7
-        assert sorted(d.public_id for d in h.published()) == sorted(d.public_id for _, d in datapoints.stored)
+        published = await h.published()
+        assert sorted(d.public_id for d in published) == sorted(d.public_id for _, d in datapoints.stored)
         # Readings routed before the stop were stamped before stopped_on; those after, after it.
         assert all(d.timestamp <= record.stopped_on for r in results[:3] for d in r.stored)
         assert all(d.timestamp >= record.stopped_on for r in results[3:6] for d in r.stored)
@@ -384,7 +391,7 @@ async def test_failed_submission_commits_nothing(autojump_clock: trio.testing.Mo
         with pytest.raises(IngestFailed):
             await ticket.wait()
         assert datapoints.stored == []
-        assert h.published() == []
+        assert await h.published() == []
 
 
 async def test_submit_after_close_fails_ticket(autojump_clock: trio.testing.MockClock) -> None:
@@ -402,3 +409,80 @@ async def test_empty_submission_is_done_at_once(autojump_clock: trio.testing.Moc
         ticket = await h.submit()
         res = await ticket.wait()
         assert res.stored == [] and res.rejected == []
+
+
+async def test_publication_follows_submission_order_across_recorders(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A reading routed to the None recorder (slow commit), then one to the experiment started
+    since (fast commit): subscribers still see them in the order they were submitted."""
+    experiments = FakeExperiments()
+    datapoints = FakeDatapoints(script=[2.0, 0.0, 0.0])
+    async with open_router(experiments, datapoints, window=0.01) as h:
+        first = await h.submit(reading())
+        await trio.sleep(0.1)  # its batch is being written (2 s)
+        await h.ask(lambda f: StartExperiment("run", None, f))
+        second = await h.submit(reading())
+        res2 = await second.wait()
+        assert not first.done  # the second committed first...
+        res1 = await first.wait()
+        # ...but was published second.
+        assert [d.public_id for d in await h.published()] == [
+            res1.stored[0].public_id, res2.stored[0].public_id]
+        assert stamps(res2) == ["exp-run"]
+
+
+@pytest.mark.parametrize("message", ["start", "stop", "delete"])
+async def test_router_crash_answers_the_waiting_caller_then_restarts(
+    autojump_clock: trio.testing.MockClock, message: str,
+) -> None:
+    experiments = FakeExperiments()
+    exp = experiments.add("run", T10)
+    datapoints = FakeDatapoints()
+    async with open_router(experiments, datapoints) as h:
+        handler = {"start": "start_experiment", "stop": "stop_experiment",
+                   "delete": "delete_experiment"}[message]
+        original = getattr(h.router, handler)
+        crashes = [1]
+
+        async def crash_once(msg: RouterMessage) -> None:
+            if crashes:
+                crashes.pop()
+                raise RuntimeError("bug")
+            await original(msg)
+
+        setattr(h.router, handler, crash_once)
+        make: dict[str, Callable[[Future], RouterMessage]] = {
+            "start": lambda f: StartExperiment("other", None, f),
+            "stop": lambda f: StopExperiment(exp.record.public_id, f),
+            "delete": lambda f: DeleteExperiment(exp.record.public_id, f),
+        }
+        with pytest.raises(ActorFailed):
+            await h.ask(make[message])
+        # The restarted router answers the next caller.
+        if message == "start":
+            with pytest.raises(Conflict):
+                await h.ask(make[message])
+        else:
+            assert await h.ask(make[message])
+
+
+async def test_router_crash_while_routing_fails_the_ticket(autojump_clock: trio.testing.MockClock) -> None:
+    experiments = FakeExperiments()
+    datapoints = FakeDatapoints()
+    async with open_router(experiments, datapoints) as h:
+        await (await h.submit(reading())).wait()  # the router has started (and synced)
+        stamper = h.router.stamper
+
+        class Broken:
+            def stamp(self, ts: datetime) -> None:
+                raise RuntimeError("bug")
+
+        h.router.stamper = Broken()  # type: ignore[assignment]
+        ticket = await h.submit(reading(ts=T10))
+        with pytest.raises(IngestFailed):
+            await ticket.wait()
+        h.router.stamper = stamper  # the restart reloads intervals anyway
+        later = await h.submit(reading(ts=T10))
+        assert len((await later.wait()).stored) == 1
+        assert len(await h.published()) == 2  # the failed one left no gap the hub waits on

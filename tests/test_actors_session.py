@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from webmacs.actors.controller_session import run_controller_session
+from webmacs.actors.controller_session import SHUTDOWN_GRACE_S, run_controller_session
 from webmacs.actors.messages import IngestFailed, Ticket
 from webmacs.actors.ports import Activity, ConnectionClosed
 from webmacs.storage.records import DatapointRecord, NewReading, Rejection
@@ -55,8 +55,10 @@ class FakeSubmit:
 
     def __init__(self) -> None:
         self.submitted: list[tuple[tuple[NewReading, ...], Ticket]] = []
+        self.blocked_for = 0.0  # how long the router's inbox stays full
 
     async def __call__(self, readings: tuple[NewReading, ...]) -> Ticket:
+        await trio.sleep(self.blocked_for)
         ticket = Ticket(1)
         self.submitted.append((readings, ticket))
         await trio.sleep(0)
@@ -368,3 +370,54 @@ async def test_peer_disconnect_closes_normally(autojump_clock: trio.testing.Mock
         await trio.sleep(0.01)
         assert s.code == [1000]
         assert s.port.closed is not None and s.port.closed[1] == 1000
+
+
+async def test_frame_waiting_long_for_a_full_router_still_answered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The router's inbox full for 60 s (a large experiment delete): no time limit applies
+    outside shutdown, so the frame is submitted and acked, and its in-flight slot comes back."""
+    async with open_session(max_inflight=1, heartbeat=1000.0) as s:
+        s.submit.blocked_for = 60.0
+        await s.send(frame(1))
+        await trio.sleep(61)
+        assert len(s.submit.submitted) == 1
+        s.submit.blocked_for = 0.0
+        s.submit.complete_all()
+        await s.send(frame(2))
+        s.submit.complete_all()
+        await trio.sleep(0.01)
+        assert s.port.frames() == [ack(1), ack(2)]
+
+
+async def test_shutdown_bounds_a_blocked_submission_and_answers_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_session(max_inflight=2, heartbeat=1000.0) as s:
+        s.submit.blocked_for = 1000.0
+        await s.send(frame(7))
+        await trio.sleep(5)
+        t0 = trio.current_time()
+        s.shutdown.set()
+        await trio.sleep(SHUTDOWN_GRACE_S + 1)
+        assert s.code == [1001]
+        assert s.port.closed is not None and s.port.closed[0] - t0 <= SHUTDOWN_GRACE_S + 0.1
+        assert s.submit.submitted == []  # never submitted, so...
+        assert s.port.frames() == [err(7, "Server shutting down.")]  # ...answered, not acked
+
+
+async def test_closing_summary_counts_storage_rejections_without_a_line_per_frame(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A v2 controller streaming to a deleted event: ten frames a second rejected at storage.
+    No INFO line per frame; the closing summary counts every rejected item, parse-time or not."""
+    caplog.set_level("INFO", logger="webmacs.actors.controller_session")
+    async with open_session() as s:
+        for i in range(10):
+            bad = {"value": "x", "event_public_id": EV}
+            await s.send(orjson.dumps({"datapoints": [dp(1.0, "gone"), bad]}).decode())
+            s.submit.complete(i, [Rejection(0, "gone", "Event not found.", input="gone")])
+        await trio.sleep(0.01)
+        s.port.incoming.close()
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert lines == ["controller: closed (10 frames, 0 readings stored, 20 rejected, 0 bad frames)"]

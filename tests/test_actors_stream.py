@@ -31,10 +31,11 @@ from webmacs.actors.hub import (
     run_hub,
 )
 from webmacs.actors.latest import LatestValues
-from webmacs.actors.messages import Committed, Future
+from webmacs.actors.messages import ActorFailed, Committed, Future
 from webmacs.actors.outbox import SubscriberOutbox
 from webmacs.actors.ports import Activity, ConnectionClosed
 from webmacs.actors.subscriber import run_subscriber
+from webmacs.actors.supervisor import Supervisor
 from webmacs.storage.records import DatapointRecord
 
 T0 = datetime(2026, 2, 10, 20, 44, 8, 123456, tzinfo=UTC)
@@ -304,6 +305,34 @@ async def test_run_hub_messages(autojump_clock: trio.testing.MockClock) -> None:
         await send.send(GetLatest(latest))
         assert await latest.get() == [rb]
         send.close()
+
+
+async def test_hub_crash_answers_the_waiting_caller_then_restarts(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = Hub()
+    send, recv = trio.open_memory_channel[HubMessage](10)
+    real = hub.latest.snapshot
+    crashes = [1]
+
+    def snapshot() -> list[DatapointRecord]:
+        if crashes:
+            crashes.pop()
+            raise RuntimeError("bug")
+        return real()
+
+    monkeypatch.setattr(hub.latest, "snapshot", snapshot)
+    async with trio.open_nursery() as nursery:
+        sup = Supervisor(nursery, "test")
+        sup.start_permanent("hub", run_hub, recv, hub)
+        first = Future()
+        await send.send(GetLatest(first))
+        with pytest.raises(ActorFailed), trio.fail_after(60):  # before the fix: waited forever
+            await first.get()
+        second = Future()
+        await send.send(GetLatest(second))
+        assert await second.get() == []
+        nursery.cancel_scope.cancel()
 
 
 # -- run_subscriber on fake ports

@@ -20,7 +20,7 @@ import trio
 from webmacs.actors.messages import IngestFailed, Ticket
 from webmacs.actors.ports import Activity, ConnectionClosed, WebSocketPort
 from webmacs.actors.subscriber import CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_NORMAL, close_quietly
-from webmacs.frames import FrameError, ack, error, parse_telemetry
+from webmacs.frames import FrameError, TelemetryFrame, ack, error, parse_telemetry
 from webmacs.storage.records import NewReading
 
 log = logging.getLogger(__name__)
@@ -63,55 +63,73 @@ async def run_controller_session(
     code = CLOSE_NORMAL
     replies = False
 
+    # The submission in hand (see reader). Shutdown gives it SHUTDOWN_GRACE_S; until then it
+    # has no time limit, because every frame with ``seq`` gets exactly one answer.
+    in_hand: trio.CancelScope | None = None
+
     async def reader() -> None:
-        nonlocal replies
+        nonlocal in_hand
         async with inflight_send:
             while True:
-                # A slot per unacknowledged frame, taken *before* reading: at most max_inflight
+                # A slot per unanswered frame, taken *before* reading: at most max_inflight
                 # frames are read and not yet answered, then the socket is left unread.
                 await slots.acquire()
                 raw = await port.receive()
                 activity.touch()
-                # A frame that was read is seen through (submitted and queued for its ack) even
-                # during shutdown; bounded, so a stuck router cannot hold the connection forever.
-                with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_S):
-                    pending = await handle_frame(raw)
-                    if pending is None:
-                        slots.release()
+                frame = parse_telemetry(raw, max_batch)
+                pending = answer_now(frame)
+                if pending is None and isinstance(frame, TelemetryFrame) and frame.readings:
+                    # A frame that was read is submitted even while shutdown cancels the
+                    # reader; shutdown bounds the wait (a full router inbox), and a frame
+                    # whose submission was cut short was not submitted (a cancelled send did
+                    # not happen), so it is answered "Server shutting down.".
+                    ticket: Ticket | None = None
+                    with trio.CancelScope(shield=True) as in_hand:
+                        if shutdown.is_set():
+                            in_hand.deadline = trio.current_time() + SHUTDOWN_GRACE_S
+                        ticket = await submit(tuple(frame.readings))
+                    in_hand = None
+                    if ticket is None:
+                        pending = Pending(frame.seq, replies, None, "Server shutting down.")
                     else:
-                        inflight_send.send_nowait(pending)
+                        for r in frame.rejected:
+                            ticket.add_rejection(r)
+                        pending = Pending(frame.seq, replies, ticket)
+                if pending is None or not (pending.replies or pending.ticket):
+                    slots.release()
+                else:
+                    inflight_send.send_nowait(pending)
 
-    async def handle_frame(raw: str | bytes) -> Pending | None:
+    def answer_now(frame: TelemetryFrame | FrameError) -> Pending | None:
+        """The answer of a frame that needs no storage (bad, or no readings); None otherwise."""
         nonlocal replies
         stats.frames += 1
-        frame = parse_telemetry(raw, max_batch)
+        replies = replies or frame.has_seq
         if isinstance(frame, FrameError):
-            replies = replies or frame.has_seq
             stats.errors += 1
             log.info("%s: bad frame: %s", name, frame.detail)
-            return Pending(frame.seq, True, None, frame.detail) if replies else None
-        replies = replies or frame.has_seq
-        stats.rejected += len(frame.rejected)
+            return Pending(frame.seq, replies, None, frame.detail)
         if frame.readings:
-            ticket = await submit(tuple(frame.readings))
-            for r in frame.rejected:
-                ticket.add_rejection(r)
-        else:
-            ticket = Ticket(0, frame.rejected)
-        return Pending(frame.seq, replies, ticket)
+            return None
+        return Pending(frame.seq, replies, Ticket(0, frame.rejected))
 
     async def acker() -> None:
         async with outbox_send:
             async for pending in inflight_recv:
                 reply: bytes | None = None
                 if pending.ticket is None:
-                    reply = error(pending.seq, pending.error or "")
+                    if pending.replies:
+                        reply = error(pending.seq, pending.error or "")
                 else:
                     try:
                         result = await pending.ticket.wait()
                         stats.readings += len(result.stored)
-                        if result.rejected and not pending.replies:
-                            log.info("%s: %d readings rejected", name, len(result.rejected))
+                        stats.rejected += len(result.rejected)
+                        if result.rejected:
+                            # Counted for the closing summary; a line per frame at DEBUG only
+                            # (a controller streaming to a deleted event would log 10 a second).
+                            log.debug("%s: frame seq=%s: %d readings rejected: %s", name,
+                                      pending.seq, len(result.rejected), result.rejected[0].detail)
                         if pending.replies and pending.seq is not None:
                             reply = ack(pending.seq, len(result.stored), result.rejected)
                     except IngestFailed as exc:
@@ -144,8 +162,11 @@ async def run_controller_session(
                 async with trio.open_nursery() as reading:
                     reading.start_soon(reader)
                     await shutdown.wait()
-                    # Shutting down: stop reading, then let the acker and writer drain.
+                    # Shutting down: stop reading, bound the frame in hand, then let the acker
+                    # and writer drain.
                     code = CLOSE_GOING_AWAY
+                    if in_hand is not None:
+                        in_hand.deadline = trio.current_time() + SHUTDOWN_GRACE_S
                     reading.cancel_scope.cancel()
             outer.cancel_scope.cancel()
     except* ConnectionClosed:

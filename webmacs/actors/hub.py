@@ -16,7 +16,7 @@ import orjson
 import trio
 
 from webmacs.actors.latest import LatestValues
-from webmacs.actors.messages import Committed, Future
+from webmacs.actors.messages import Committed, Future, answer_crash
 from webmacs.actors.outbox import SubscriberOutbox
 from webmacs.storage.records import DatapointRecord
 from webmacs.validation import format_timestamp
@@ -149,5 +149,10 @@ class Hub:
 
 
 async def run_hub(inbox: trio.MemoryReceiveChannel[HubMessage], hub: Hub) -> None:
+    """A crash while handling a message answers its caller (if it waits) before the restart."""
     async for msg in inbox:
-        hub.handle(msg)
+        try:
+            hub.handle(msg)
+        except BaseException as exc:
+            answer_crash(msg, exc)
+            raise

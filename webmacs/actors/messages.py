@@ -37,6 +37,13 @@ class ShuttingDown(Exception):
     """The actor tree is closing: new work is refused (rendered as 503)."""
 
 
+class ActorFailed(Exception):
+    """The actor handling a request crashed before answering it (rendered as 503: the
+    supervisor restarts it, so the same request may succeed when tried again)."""
+
+    detail = "Service temporarily unavailable; try again."
+
+
 class Ticket:
     """The pending outcome of one submission: ``parts`` completions (or one failure) end it."""
 
@@ -95,6 +102,7 @@ class RecordJob:
     items: tuple[Stamped, ...]
     ticket: Ticket
     enqueued_at: float
+    number: int | None = None  # submission order, for publishing in order (None: a barrier)
 
 
 class Future:
@@ -120,6 +128,14 @@ class Future:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def answer_crash(msg: object, exc: BaseException) -> None:
+    """An actor failed while handling ``msg``: whoever waits on its reply hears so now, and a
+    restarted actor answers only later messages. Cancellation means the tree is closing."""
+    reply = getattr(msg, "reply", None)
+    if isinstance(reply, Future):
+        reply.fail(ActorFailed() if isinstance(exc, Exception) else ShuttingDown())
 
 
 @attrs.frozen

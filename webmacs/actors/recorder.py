@@ -3,11 +3,13 @@
 Two tasks share one recorder. The *collector* coalesces jobs from the inbox into a batch and
 flushes it when it holds ``max_rows`` rows or when ``window`` seconds have passed since its
 oldest job was enqueued. The *writer* commits each batch in one transaction and only then
-completes the senders' tickets and publishes the rows to the hub. While the writer commits,
-the collector gathers the next batch, so under load commits run back to back (group commit).
+completes the senders' tickets and releases each job's rows to the :class:`Release` stage (the
+sequencer), which publishes them in submission order. While the writer commits, the collector
+gathers the next batch, so under load commits run back to back (group commit).
 
-Every job taken from the inbox is either committed or failed: a crash fails the batch in hand
-(its senders hear "Database unavailable." and may resend), never leaves a sender waiting.
+Every job taken from the inbox is either committed or failed, and resolved in the release stage
+either way: a crash fails the batch in hand (its senders hear "Database unavailable." and may
+resend), never leaves a sender or a later job's publication waiting.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import trio
 
 from webmacs.actors.batching import Batch, FlushPolicy
-from webmacs.actors.messages import Committed, IngestFailed, RecordJob
+from webmacs.actors.messages import IngestFailed, RecordJob
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import DatapointRecord, NewReading, Rejection
 
@@ -29,7 +32,15 @@ StoreFn = Callable[
     [Sequence[tuple[NewReading, datetime, tuple[int, str] | None]]],
     Awaitable[list[DatapointRecord | Rejection]],
 ]
-PublishFn = Callable[[Committed], Awaitable[None]]
+
+
+class Release(Protocol):
+    """Where committed jobs go (:class:`~webmacs.actors.sequencing.Sequencer`)."""
+
+    def resolve(self, number: int | None, rows: tuple[DatapointRecord, ...] = ()) -> None: ...
+
+    async def room(self) -> None: ...
+
 
 RETRY_DELAYS = (0.1, 0.5, 1.0)  # transient database trouble: retry before failing the batch
 
@@ -52,23 +63,25 @@ class RecorderHandle:
 
 
 async def run_recorder(
-    handle: RecorderHandle, store: StoreFn, publish: PublishFn, policy: FlushPolicy
+    handle: RecorderHandle, store: StoreFn, release: Release, policy: FlushPolicy
 ) -> None:
     handoff_send, handoff_recv = trio.open_memory_channel[Batch](0)
     async with trio.open_nursery() as nursery:
         # Several writers overlap one batch's commit with the next batch's COPY: the database
-        # round trips, not the CPU, bound a single writer. Batches may commit out of order, but
-        # each sender's acks stay in order (sessions await their tickets in frame order).
+        # round trips, not the CPU, bound a single writer. Batches may commit out of order: each
+        # sender's acks stay in order (sessions await their tickets in frame order) and the
+        # release stage publishes in submission order.
         for _ in range(policy.writers):
-            nursery.start_soon(_write_loop, handle, handoff_recv.clone(), store, publish)
+            nursery.start_soon(_write_loop, handle, handoff_recv.clone(), store, release)
         handoff_recv.close()
-        await _collect_loop(handle.recv, handoff_send, policy)
+        await _collect_loop(handle.recv, handoff_send, release, policy)
     handle.finished.set()
 
 
 async def _collect_loop(
     inbox: trio.MemoryReceiveChannel[RecordJob],
     handoff: trio.MemorySendChannel[Batch],
+    release: Release,
     policy: FlushPolicy,
 ) -> None:
     batch = Batch()
@@ -104,24 +117,24 @@ async def _collect_loop(
                 if closed:
                     return
         finally:
-            fail_jobs(batch, IngestFailed())
+            fail_jobs(batch, IngestFailed(), release)
 
 
 async def _write_loop(
     handle: RecorderHandle,
     batches: trio.MemoryReceiveChannel[Batch],
     store: StoreFn,
-    publish: PublishFn,
+    release: Release,
 ) -> None:
     async with batches:
-        await _write_batches(handle, batches, store, publish)
+        await _write_batches(handle, batches, store, release)
 
 
 async def _write_batches(
     handle: RecorderHandle,
     batches: trio.MemoryReceiveChannel[Batch],
     store: StoreFn,
-    publish: PublishFn,
+    release: Release,
 ) -> None:
     async for batch in batches:
         try:
@@ -129,24 +142,25 @@ async def _write_batches(
                 handle.fault(batch)
             outcomes = await _store_with_retry(store, batch) if batch.rows else []
         except BaseException as exc:
-            fail_jobs(batch, IngestFailed())
+            rows = batch.rows
+            fail_jobs(batch, IngestFailed(), release)
             if isinstance(exc, DatabaseUnavailable):
                 log.warning("recorder %s: batch of %d rows failed: database unavailable",
-                            handle.key, batch.rows)
+                            handle.key, rows)
                 continue
             raise
-        committed: list[DatapointRecord] = []
+        committed = 0
         pos = 0
         for job in batch.jobs:
             part = outcomes[pos:pos + len(job.items)]
             pos += len(job.items)
             stored = [o for o in part if isinstance(o, DatapointRecord)]
             job.ticket.complete(stored, [o for o in part if isinstance(o, Rejection)])
-            committed.extend(stored)
+            release.resolve(job.number, tuple(stored))
+            committed += len(stored)
         handle.batches += 1
-        handle.rows += len(committed)
-        if committed:
-            await publish(Committed(tuple(committed)))
+        handle.rows += committed
+        await release.room()
 
 
 async def _store_with_retry(store: StoreFn, batch: Batch) -> list[DatapointRecord | Rejection]:
@@ -161,9 +175,10 @@ async def _store_with_retry(store: StoreFn, batch: Batch) -> list[DatapointRecor
     raise AssertionError("unreachable")
 
 
-def fail_jobs(batch: Batch, error: IngestFailed) -> None:
+def fail_jobs(batch: Batch, error: IngestFailed, release: Release) -> None:
     for job in batch.jobs:
         if not job.ticket.done:
             job.ticket.fail(error)
+            release.resolve(job.number)
     batch.jobs.clear()
     batch.rows = 0

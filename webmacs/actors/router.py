@@ -22,15 +22,16 @@ import trio
 
 from webmacs.actors.batching import FlushPolicy
 from webmacs.actors.messages import (
-    Committed,
     Future,
     IngestFailed,
     RecordJob,
     ShuttingDown,
     Stamped,
     Ticket,
+    answer_crash,
 )
 from webmacs.actors.recorder import RecorderHandle, run_recorder
+from webmacs.actors.sequencing import Sequencer
 from webmacs.actors.supervisor import RestartPolicy, Supervisor
 from webmacs.stamping import Interval, Stamper
 from webmacs.storage.records import NewReading
@@ -79,14 +80,14 @@ class Router:
         supervisor: Supervisor,
         experiments: SqlExperimentRepository,
         datapoints: SqlDatapointRepository,
-        hub_send: trio.MemorySendChannel[Committed],
+        sequencer: Sequencer,
         policy: FlushPolicy,
         recorder_capacity: int = 256,
     ) -> None:
         self.supervisor = supervisor
         self.experiments = experiments
         self.datapoints = datapoints
-        self.hub_send = hub_send
+        self.sequencer = sequencer
         self.policy = policy
         self.recorder_capacity = recorder_capacity
         self.stamper: Stamper[ExperimentKey] = Stamper([])
@@ -109,12 +110,8 @@ class Router:
         handle = RecorderHandle(key, self.recorder_capacity, label)
         self.recorders[key] = handle
         name = "recorder[-]" if key is None else f"recorder[{key}]"
-
-        async def publish(batch: Committed) -> None:
-            await self.hub_send.send(batch)
-
         self.supervisor.start_permanent(
-            name, run_recorder, handle, self.datapoints.store, publish, self.policy,
+            name, run_recorder, handle, self.datapoints.store, self.sequencer, self.policy,
             policy=RestartPolicy(max_restarts=10, window=60.0),
         )
         return handle
@@ -143,24 +140,34 @@ class Router:
         readings commit in one transaction: the running experiment's recorder if any reading
         belongs to it, else the ``None`` recorder (which also writes late readings of stopped
         experiments, with their stamps)."""
-        now = utcnow()
-        running = self.running
-        items = []
-        to_running = False
-        for reading in msg.readings:
-            ts = reading.timestamp or now
-            exp = running if reading.timestamp is None else self.stamper.stamp(ts)
-            to_running = to_running or (exp is not None and exp == running)
-            items.append(Stamped(reading, ts, exp))
-        key = running[0] if to_running and running is not None else None
-        handle = self.recorders.get(key) or self.recorders.get(None)
         msg.ticket.expect(1)
+        # Numbered in routing order, which is arrival order: the sequencer publishes in it.
+        number = self.sequencer.take()
         try:
+            now = utcnow()
+            running = self.running
+            items = []
+            to_running = False
+            for reading in msg.readings:
+                ts = reading.timestamp or now
+                exp = running if reading.timestamp is None else self.stamper.stamp(ts)
+                to_running = to_running or (exp is not None and exp == running)
+                items.append(Stamped(reading, ts, exp))
+            key = running[0] if to_running and running is not None else None
+            handle = self.recorders.get(key) or self.recorders.get(None)
             if handle is None:
                 raise trio.ClosedResourceError
-            await handle.send.send(RecordJob(tuple(items), msg.ticket, trio.current_time()))
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            msg.ticket.fail(IngestFailed("Server shutting down."))
+            await handle.send.send(RecordJob(tuple(items), msg.ticket, trio.current_time(), number))
+        except BaseException as exc:
+            # Not queued (a closed recorder, cancelled while its inbox was full, a bug): the
+            # job ends here, answered and resolved, so neither its sender nor a later
+            # submission's publication waits for it.
+            closed = isinstance(exc, trio.ClosedResourceError | trio.BrokenResourceError)
+            msg.ticket.fail(IngestFailed("Server shutting down." if closed or not isinstance(
+                exc, Exception) else "Not stored: internal error; try again."))
+            self.sequencer.resolve(number)
+            if not closed:
+                raise
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed: a barrier job through every live
@@ -232,15 +239,20 @@ class Router:
 
 async def run_router(inbox: trio.MemoryReceiveChannel[RouterMessage], router: Router) -> None:
     """Handle messages one at a time: routing order is submission order. A (re)start first
-    resyncs, so a crash between a committed change and its resync leaves nothing stale."""
+    resyncs, so a crash between a committed change and its resync leaves nothing stale. A crash
+    while handling a message answers that message's caller with an error first."""
     await router.sync()
     async for msg in inbox:
-        if isinstance(msg, Submit):
-            await router.submit(msg)
-        elif isinstance(msg, StartExperiment):
-            await router.start_experiment(msg)
-        elif isinstance(msg, StopExperiment):
-            await router.stop_experiment(msg)
-        elif isinstance(msg, DeleteExperiment):
-            await router.delete_experiment(msg)
+        try:
+            if isinstance(msg, Submit):
+                await router.submit(msg)
+            elif isinstance(msg, StartExperiment):
+                await router.start_experiment(msg)
+            elif isinstance(msg, StopExperiment):
+                await router.stop_experiment(msg)
+            elif isinstance(msg, DeleteExperiment):
+                await router.delete_experiment(msg)
+        except BaseException as exc:
+            answer_crash(msg, exc)  # a submission answers its own ticket (see submit)
+            raise
 

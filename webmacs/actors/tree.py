@@ -4,9 +4,10 @@
 
     root supervisor (children below; the router decides when recorders start and end)
     ├── hub             permanent  inbox 1024 messages; senders wait when full
-    ├── router          permanent  inbox 256 messages; senders wait when full
+    ├── router          permanent  inbox 256 messages; senders wait when full; numbers submissions
     ├── recorder[-]     permanent  inbox 256 jobs; the router waits when full
     ├── recorder[exp]   permanent  one per running experiment, drained and ended at its stop
+    ├── publisher       permanent  hands committed rows to the hub in submission order
     ├── export[...]     temporary  one per CSV download; 4 chunks in flight
     ├── loop-monitor    permanent
     └── token-pruner    permanent
@@ -50,6 +51,7 @@ from webmacs.actors.router import (
     Submit,
     run_router,
 )
+from webmacs.actors.sequencing import Sequencer, run_publisher
 from webmacs.actors.supervisor import Supervisor
 from webmacs.services import Services
 from webmacs.storage.records import DatapointRecord, ExperimentRecord, NewReading
@@ -71,10 +73,12 @@ class ActorTree:
         router_send: trio.MemorySendChannel[RouterMessage],
         hub: Hub,
         hub_send: trio.MemorySendChannel[HubMessage],
+        sequencer: Sequencer,
     ) -> None:
         self.svc = svc
         self.supervisor = supervisor
         self.router = router
+        self.sequencer = sequencer
         self.hub = hub
         self._router_send = router_send
         self._hub_send = hub_send
@@ -193,6 +197,7 @@ class ActorTree:
         self.router.close()
         with trio.move_on_after(SHUTDOWN_GRACE_S):
             await self.router.drained()
+            await self.sequencer.idle()
         # Last, the hub: it answers what is queued (every committed batch is published), then
         # later requests get 503 instead of waiting for an actor that is gone.
         self._hub_send.close()
@@ -239,12 +244,14 @@ async def open_actor_tree(
             # SQLite takes one writer at a time; PostgreSQL overlaps a commit with the next COPY.
             writers=2 if svc.db.dialect == "postgresql" else 1,
         )
-        router = Router(supervisor, repos.experiments, repos.datapoints,
-                        cast(trio.MemorySendChannel[Any], hub_send), policy)
+        sequencer = Sequencer()
+        supervisor.start_permanent("publisher", run_publisher, sequencer,
+                                   cast(trio.MemorySendChannel[Any], hub_send))
+        router = Router(supervisor, repos.experiments, repos.datapoints, sequencer, policy)
         await router.load()
         router_send, router_recv = trio.open_memory_channel[RouterMessage](ROUTER_INBOX)
         supervisor.start_permanent("router", run_router, router_recv, router)
-        tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send)
+        tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send, sequencer)
 
         async def hub_actor() -> None:
             await run_hub(hub_recv, hub)

@@ -8,7 +8,7 @@ from typing import Any
 from quart import Quart
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from webmacs.actors.messages import ShuttingDown
+from webmacs.actors.messages import ActorFailed, ShuttingDown
 from webmacs.http.responses import json_response
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.protocols import Conflict, InvalidRange
@@ -57,6 +57,10 @@ def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(ShuttingDown)
     async def _shutting_down(_exc: ShuttingDown) -> Any:
         return json_response({"detail": "Server shutting down."}, 503)
+
+    @app.errorhandler(ActorFailed)
+    async def _actor_failed(exc: ActorFailed) -> Any:
+        return json_response({"detail": exc.detail}, 503, {"Retry-After": "1"})
 
     @app.errorhandler(DatabaseUnavailable)
     async def _unavailable(_exc: DatabaseUnavailable) -> Any:
