@@ -220,10 +220,15 @@ class CarefulController:
     async def _session(self, ws: trio_websocket.WebSocketConnection) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive, ws, nursery.cancel_scope)
-            while True:
-                for seq in self.ledger.take_due(trio.current_time()):
-                    await ws.send_message(self.ledger.frame_text(seq, self.event_public_id))
-                await self._wait_change(self.ledger.next_wakeup())
+            try:
+                while True:
+                    for seq in self.ledger.take_due(trio.current_time()):
+                        await ws.send_message(self.ledger.frame_text(seq, self.event_public_id))
+                    await self._wait_change(self.ledger.next_wakeup())
+            except trio_websocket.ConnectionClosed:
+                # The peer closed: acks it sent before closing are still queued. The receiver
+                # reads them all, then fails with ConnectionClosed itself and ends the session.
+                await trio.sleep_forever()
 
     async def _receive(self, ws: trio_websocket.WebSocketConnection, scope: trio.CancelScope) -> None:
         while not self.ledger.done:
