@@ -6,6 +6,7 @@ import attrs
 import sqlalchemy as sa
 import trio
 
+from webmacs.storage.auth_cache import CachedTokenRepository, CachedUserRepository
 from webmacs.storage.database import Database
 from webmacs.storage.sql.datapoints import SqlDatapointRepository
 from webmacs.storage.sql.events import SqlEventRepository
@@ -34,8 +35,8 @@ def build_repositories(db: Database, backend: str = "") -> Repositories:
     datapoints = SqlDatapointRepository(db)
     datapoints.timescale = backend == "timescale"
     return Repositories(
-        users=SqlUserRepository(db),
-        tokens=SqlTokenRepository(db),
+        users=CachedUserRepository(db),
+        tokens=CachedTokenRepository(db),
         events=SqlEventRepository(db),
         experiments=SqlExperimentRepository(db),
         datapoints=datapoints,
