@@ -138,6 +138,19 @@ async def login(client: Any, email: str, password: str) -> str:
     return token
 
 
+class FakeClock:
+    """A clock for the login throttle that only moves when a test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

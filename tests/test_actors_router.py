@@ -25,6 +25,7 @@ from webmacs.actors.router import (
 )
 from webmacs.actors.sequencing import Sequencer, run_publisher
 from webmacs.actors.supervisor import Supervisor
+from webmacs.frame_ids import StoreOutcome
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import DatapointRecord, ExperimentRecord, IngestResult, NewReading, Rejection
@@ -103,7 +104,7 @@ class FakeDatapoints:
         self.stored: list[tuple[float, DatapointRecord]] = []  # (commit time, row)
         self._ids = itertools.count(1)
 
-    async def store(self, rows: Sequence[Row]) -> list[DatapointRecord | Rejection]:
+    async def store(self, rows: Sequence[Row], frames: object = None) -> list[StoreOutcome]:
         self.calls.append((trio.current_time(), list(rows)))
         await trio.sleep(self.script.pop(0) if self.script else 0)
         if any(exp is not None and exp[1] in self.unavailable_for for _, _, exp in rows):

@@ -57,7 +57,7 @@ class FakeSubmit:
         self.submitted: list[tuple[tuple[NewReading, ...], Ticket]] = []
         self.blocked_for = 0.0  # how long the router's inbox stays full
 
-    async def __call__(self, readings: tuple[NewReading, ...]) -> Ticket:
+    async def __call__(self, readings: tuple[NewReading, ...], frame: object = None) -> Ticket:
         await trio.sleep(self.blocked_for)
         ticket = Ticket(1)
         self.submitted.append((readings, ticket))
@@ -420,4 +420,5 @@ async def test_closing_summary_counts_storage_rejections_without_a_line_per_fram
         await trio.sleep(0.01)
         s.port.incoming.close()
     lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
-    assert lines == ["controller: closed (10 frames, 0 readings stored, 20 rejected, 0 bad frames)"]
+    assert lines == ["controller: closed (10 frames, 0 readings stored, 20 rejected, 0 bad frames, "
+                     "0 resends answered from their first ack)"]

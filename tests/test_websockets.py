@@ -898,10 +898,10 @@ async def test_graceful_shutdown_acks_pending_frames_then_closes_1001(
     gate, entered = trio.Event(), trio.Event()
     original_store = SqlDatapointRepository.store
 
-    async def slow_store(self: Any, items: Any) -> Any:
+    async def slow_store(self: Any, items: Any, frames: Any = None) -> Any:
         entered.set()
         await gate.wait()  # storage is slow: commits are pending when the shutdown starts
-        return await original_store(self, items)
+        return await original_store(self, items, frames)
 
     monkeypatch.setattr(SqlDatapointRepository, "store", slow_store)
     frames = 6

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import attrs
 
+from webmacs.login_throttle import LoginThrottle
 from webmacs.security import PasswordHasher, TokenCodec
 from webmacs.settings import Settings
 from webmacs.storage.backends import Repositories, build_repositories, prepare
@@ -25,11 +26,16 @@ class Services:
     passwords: PasswordHasher
     tokens: TokenCodec
     started_at: float
+    login_throttle: LoginThrottle
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """Open the database, create the schema, seed the admin; dispose of the engine at the end."""
+async def open_services(
+    settings: Settings, *, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[Services]:
+    """Open the database, create the schema, seed the admin; dispose of the engine at the end.
+
+    ``clock`` drives the login throttle (tests pass one they can move forward)."""
     db = Database(settings.sqlalchemy_url, settings.db_pool_size)
     try:
         await prepare(db, settings.storage_backend, settings.timescale)
@@ -49,6 +55,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             passwords=passwords,
             tokens=TokenCodec(settings.secret_key, settings.access_token_expire_minutes),
             started_at=time.time(),
+            login_throttle=LoginThrottle(settings.login_throttle, clock),
         )
     finally:
         db.dispose()

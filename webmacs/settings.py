@@ -16,6 +16,8 @@ from typing import Literal
 import attrs
 import orjson
 
+from webmacs.client_address import Network, parse_networks
+from webmacs.login_throttle import ThrottlePolicy
 from webmacs.storage.timescale import TimescaleOptions, valid_interval
 from webmacs.validation import normalise_email
 
@@ -52,8 +54,11 @@ class Settings:
     db_pool_size: int = 8
     max_body_bytes: int = 8 * 1024 * 1024
     secret_key_generated: bool = False
-    ingest_flush_window: float = 0.005
+    ingest_flush_window: float = 0.0
+    ingest_frame_retention_hours: int = 48
     timescale: TimescaleOptions = attrs.field(factory=TimescaleOptions)
+    login_throttle: ThrottlePolicy = attrs.field(factory=ThrottlePolicy)
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -151,6 +156,30 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
         return tuple(parsed)
     # A comma-separated list is accepted too: it is what people type by hand.
     return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
+def _throttle_policy(env: Mapping[str, str]) -> ThrottlePolicy:
+    day = 86_400
+    policy = ThrottlePolicy(
+        account_failures=_int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5, 1, 1000),
+        address_failures=_int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 20, 1, 100_000),
+        window=_int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900, 1, day),
+        lockout=_int(env, "LOGIN_LOCKOUT_SECONDS", 30, 1, day),
+        max_lockout=_int(env, "LOGIN_LOCKOUT_MAX_SECONDS", 900, 1, day),
+        max_entries=_int(env, "LOGIN_THROTTLE_MAX_ENTRIES", 10_000, 100, 10_000_000),
+    )
+    if policy.max_lockout < policy.lockout:
+        raise SettingsError("LOGIN_LOCKOUT_MAX_SECONDS must not be less than LOGIN_LOCKOUT_SECONDS.")
+    return policy
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[Network, ...]:
+    try:
+        return parse_networks(env.get("TRUSTED_PROXIES", ""))
+    except ValueError as exc:
+        raise SettingsError(
+            f"TRUSTED_PROXIES must be comma-separated CIDRs or addresses, got {str(exc)!r}."
+        ) from None
 
 
 def default_secret_path(database_url: str, backend: Backend, workdir: Path) -> Path:
@@ -280,12 +309,16 @@ def load_settings(
         db_pool_size=_int(env, "DB_POOL_SIZE", 8, 1, 64),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
         secret_key_generated=generated,
-        ingest_flush_window=_float(env, "INGEST_FLUSH_WINDOW_MS", 5.0, 0.0, 1000.0) / 1000,
+        ingest_flush_window=_float(env, "INGEST_FLUSH_WINDOW_MS", 0.0, 0.0, 1000.0) / 1000,
+        # §8 promises resends are recognised for at least 24 h.
+        ingest_frame_retention_hours=_int(env, "INGEST_FRAME_RETENTION_HOURS", 48, 24, 8760),
         timescale=TimescaleOptions(
             chunk_interval=intervals["TIMESCALE_CHUNK_INTERVAL"] or "1 day",
             compress_after=intervals["TIMESCALE_COMPRESS_AFTER"],
             retention=intervals["TIMESCALE_RETENTION"],
         ),
+        login_throttle=_throttle_policy(env),
+        trusted_proxies=_trusted_proxies(env),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from webmacs.actors.messages import RecordJob, Stamped
+from webmacs.frame_ids import FrameTag
 
 
 @attrs.define
@@ -26,6 +27,12 @@ class Batch:
 
     def items(self) -> list[Stamped]:
         return [item for job in self.jobs for item in job.items]
+
+    def frames(self) -> list[tuple[FrameTag | None, int]] | None:
+        """Each job's frame id and item count, for the store's resend check (None: no ids)."""
+        if all(job.frame is None for job in self.jobs):
+            return None
+        return [(job.frame, len(job.items)) for job in self.jobs]
 
     def split_results(self, stored_flags: list[bool]) -> list[list[int]]:
         """Indices into each job's items, given per-row flags in :meth:`items` order."""
@@ -49,7 +56,7 @@ class FlushPolicy:
     """
 
     max_rows: int = 20_000
-    window: float = 0.005
+    window: float = 0.0
     writers: int = 1
 
     def full(self, batch: Batch) -> bool:

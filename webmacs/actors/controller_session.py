@@ -20,13 +20,14 @@ import trio
 from webmacs.actors.messages import IngestFailed, Ticket
 from webmacs.actors.ports import Activity, ConnectionClosed, WebSocketPort
 from webmacs.actors.subscriber import CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_NORMAL, close_quietly
+from webmacs.frame_ids import FrameTag, frame_tag
 from webmacs.frames import FrameError, TelemetryFrame, ack, error, parse_telemetry
 from webmacs.storage.records import NewReading
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
-SubmitFn = Callable[[tuple[NewReading, ...]], Awaitable[Ticket]]
+SubmitFn = Callable[[tuple[NewReading, ...], FrameTag | None], Awaitable[Ticket]]
 
 
 @attrs.frozen
@@ -43,6 +44,7 @@ class SessionStats:
     readings: int = 0
     rejected: int = 0
     errors: int = 0
+    replayed: int = 0  # resent frames answered with their first ack
 
 
 async def run_controller_session(
@@ -55,7 +57,10 @@ async def run_controller_session(
     max_inflight: int = 8,
     outbox_size: int = 64,
     name: str = "controller",
+    controller_id: str | None = None,
 ) -> int:
+    """``controller_id`` (from the handshake) makes each ``seq`` frame a frame id: the store
+    answers a resend with its first ack instead of storing it again (§8)."""
     stats = SessionStats()
     slots = trio.Semaphore(max_inflight)
     inflight_send, inflight_recv = trio.open_memory_channel[Pending](max_inflight)
@@ -77,7 +82,7 @@ async def run_controller_session(
                 raw = await port.receive()
                 activity.touch()
                 frame = parse_telemetry(raw, max_batch)
-                pending = answer_now(frame)
+                pending, tag = answer_now(frame)
                 if pending is None and isinstance(frame, TelemetryFrame) and frame.readings:
                     # A frame that was read is submitted even while shutdown cancels the
                     # reader; shutdown bounds the wait (a full router inbox), and a frame
@@ -87,7 +92,9 @@ async def run_controller_session(
                     with trio.CancelScope(shield=True) as in_hand:
                         if shutdown.is_set():
                             in_hand.deadline = trio.current_time() + SHUTDOWN_GRACE_S
-                        ticket = await submit(tuple(frame.readings))
+                        # (A frame without a storable reading is not recorded: its ack depends
+                        # on its content alone, so a resend gets the same ack anyway.)
+                        ticket = await submit(tuple(frame.readings), tag)
                     in_hand = None
                     if ticket is None:
                         pending = Pending(frame.seq, replies, None, "Server shutting down.")
@@ -100,18 +107,28 @@ async def run_controller_session(
                 else:
                     inflight_send.send_nowait(pending)
 
-    def answer_now(frame: TelemetryFrame | FrameError) -> Pending | None:
-        """The answer of a frame that needs no storage (bad, or no readings); None otherwise."""
+    def answer_now(frame: TelemetryFrame | FrameError) -> tuple[Pending | None, FrameTag | None]:
+        """The answer of a frame that needs no storage (bad, or no readings), or None and the
+        frame's id for the store's resend check."""
         nonlocal replies
         stats.frames += 1
         replies = replies or frame.has_seq
-        if isinstance(frame, FrameError):
+        detail = frame.detail if isinstance(frame, FrameError) else None
+        tag = None
+        if isinstance(frame, TelemetryFrame):
+            tagged = frame_tag(controller_id, frame.seq, frame.rejected)
+            if isinstance(tagged, str):
+                detail = tagged
+            else:
+                tag = tagged
+        if detail is not None:
             stats.errors += 1
-            log.info("%s: bad frame: %s", name, frame.detail)
-            return Pending(frame.seq, replies, None, frame.detail)
+            log.info("%s: bad frame: %s", name, detail)
+            return Pending(frame.seq, replies, None, detail), None
+        assert isinstance(frame, TelemetryFrame)
         if frame.readings:
-            return None
-        return Pending(frame.seq, replies, Ticket(0, frame.rejected))
+            return None, tag
+        return Pending(frame.seq, replies, Ticket(0, frame.rejected)), None
 
     async def acker() -> None:
         async with outbox_send:
@@ -123,15 +140,18 @@ async def run_controller_session(
                 else:
                     try:
                         result = await pending.ticket.wait()
-                        stats.readings += len(result.stored)
-                        stats.rejected += len(result.rejected)
+                        if result.first_accepted is not None:
+                            stats.replayed += 1  # counted when first stored
+                        else:
+                            stats.readings += len(result.stored)
+                            stats.rejected += len(result.rejected)
                         if result.rejected:
                             # Counted for the closing summary; a line per frame at DEBUG only
                             # (a controller streaming to a deleted event would log 10 a second).
                             log.debug("%s: frame seq=%s: %d readings rejected: %s", name,
                                       pending.seq, len(result.rejected), result.rejected[0].detail)
                         if pending.replies and pending.seq is not None:
-                            reply = ack(pending.seq, len(result.stored), result.rejected)
+                            reply = ack(pending.seq, result.accepted, result.rejected)
                     except IngestFailed as exc:
                         log.warning("%s: frame seq=%s not stored: %s", name, pending.seq, exc.detail)
                         if pending.replies:
@@ -172,7 +192,8 @@ async def run_controller_session(
     except* ConnectionClosed:
         code = CLOSE_NORMAL
     finally:
-        log.info("%s: closed (%d frames, %d readings stored, %d rejected, %d bad frames)",
-                 name, stats.frames, stats.readings, stats.rejected, stats.errors)
+        log.info("%s: closed (%d frames, %d readings stored, %d rejected, %d bad frames, "
+                 "%d resends answered from their first ack)",
+                 name, stats.frames, stats.readings, stats.rejected, stats.errors, stats.replayed)
     await close_quietly(port, code)
     return code

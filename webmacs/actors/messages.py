@@ -13,6 +13,7 @@ from typing import NamedTuple
 import attrs
 import trio
 
+from webmacs.frame_ids import FrameAck, FrameTag
 from webmacs.storage.records import DatapointRecord, IngestResult, NewReading, Rejection
 
 
@@ -52,6 +53,7 @@ class Ticket:
         self._stored: list[DatapointRecord] = []
         self._rejected: list[Rejection] = list(rejected or [])
         self._error: IngestFailed | None = None
+        self._replayed: FrameAck | None = None
         self._done = trio.Event()
         if parts is not None:
             self.expect(parts)
@@ -74,6 +76,11 @@ class Ticket:
         self._rejected.extend(rejected)
         self._finish_part()
 
+    def replay(self, first: FrameAck) -> None:
+        """A resent frame committed before: its outcome is the first ack, whole (nothing new)."""
+        self._replayed = first
+        self._finish_part()
+
     def fail(self, error: IngestFailed) -> None:
         self._error = self._error or error
         self._finish_part()
@@ -88,6 +95,8 @@ class Ticket:
         await self._done.wait()
         if self._error is not None:
             raise self._error
+        if self._replayed is not None:
+            return IngestResult([], list(self._replayed.rejected), self._replayed.accepted)
         return IngestResult(self._stored, sorted(self._rejected, key=lambda r: r.index))
 
 
@@ -96,13 +105,15 @@ class RecordJob:
     """Work for a recorder: stamped readings of one submission, and the ticket to complete.
 
     ``enqueued_at`` (Trio clock) starts the flush window, so jobs that queued while the
-    previous batch was being written are flushed without waiting again.
+    previous batch was being written are flushed without waiting again. ``frame``: the
+    telemetry frame id the store checks for resends (§8), if the sender gave one.
     """
 
     items: tuple[Stamped, ...]
     ticket: Ticket
     enqueued_at: float
     number: int | None = None  # submission order, for publishing in order (None: a barrier)
+    frame: FrameTag | None = None
 
 
 class Future:

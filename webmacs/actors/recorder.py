@@ -1,11 +1,14 @@
 """The experiment recorder: owns the write path for one stream of readings.
 
-Two tasks share one recorder. The *collector* coalesces jobs from the inbox into a batch and
-flushes it when it holds ``max_rows`` rows or when ``window`` seconds have passed since its
-oldest job was enqueued. The *writer* commits each batch in one transaction and only then
+The *collector* moves jobs from the inbox into the batch being gathered (up to ``max_rows``
+rows; then it waits, and the inbox pushes back on the router). Each *writer* (one on SQLite,
+two on PostgreSQL), when free, takes the whole batch gathered so far — at once by default, or
+once ``window`` seconds have passed since its oldest job was queued if a flush window is
+configured — commits it in one transaction and only then
 completes the senders' tickets and releases each job's rows to the :class:`Release` stage (the
-sequencer), which publishes them in submission order. While the writer commits, the collector
-gathers the next batch, so under load commits run back to back (group commit).
+sequencer), which publishes them in submission order. While the writers commit, the collector
+gathers the next batch, so under load commits run back to back and batches grow by themselves
+(group commit), while an idle recorder commits a lone reading without waiting.
 
 Every job taken from the inbox is either committed or failed, and resolved in the release stage
 either way: a crash fails the batch in hand (its senders hear "Database unavailable." and may
@@ -23,14 +26,15 @@ import trio
 
 from webmacs.actors.batching import Batch, FlushPolicy
 from webmacs.actors.messages import IngestFailed, RecordJob
+from webmacs.frame_ids import FrameAck, FrameSpans, StoreOutcome
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import DatapointRecord, NewReading, Rejection
 
 log = logging.getLogger(__name__)
 
 StoreFn = Callable[
-    [Sequence[tuple[NewReading, datetime, tuple[int, str] | None]]],
-    Awaitable[list[DatapointRecord | Rejection]],
+    [Sequence[tuple[NewReading, datetime, tuple[int, str] | None]], FrameSpans | None],
+    Awaitable[list[StoreOutcome]],
 ]
 
 
@@ -65,109 +69,145 @@ class RecorderHandle:
 async def run_recorder(
     handle: RecorderHandle, store: StoreFn, release: Release, policy: FlushPolicy
 ) -> None:
-    handoff_send, handoff_recv = trio.open_memory_channel[Batch](0)
-    async with trio.open_nursery() as nursery:
-        # Several writers overlap one batch's commit with the next batch's COPY: the database
-        # round trips, not the CPU, bound a single writer. Batches may commit out of order: each
-        # sender's acks stay in order (sessions await their tickets in frame order) and the
-        # release stage publishes in submission order.
-        for _ in range(policy.writers):
-            nursery.start_soon(_write_loop, handle, handoff_recv.clone(), store, release)
-        handoff_recv.close()
-        await _collect_loop(handle.recv, handoff_send, release, policy)
+    gathering = Gathering()
+    try:
+        async with trio.open_nursery() as nursery:
+            # Several writers overlap one batch's commit with the next batch's COPY: the database
+            # round trips, not the CPU, bound a single writer. Batches may commit out of order:
+            # each sender's acks stay in order (sessions await their tickets in frame order) and
+            # the release stage publishes in submission order.
+            for _ in range(policy.writers):
+                nursery.start_soon(_write_loop, handle, gathering, store, release, policy)
+            await _collect_loop(handle.recv, gathering, policy)
+    finally:
+        fail_jobs(gathering.batch, IngestFailed(), release)  # a crash: the batch not yet taken
     handle.finished.set()
 
 
+class Gathering:
+    """The batch being gathered, shared by the collector (which adds jobs) and the writers
+    (which take it whole when they are free): group commit without a timer. An idle writer
+    takes the first job at once; while every writer is committing, jobs pile up into the next
+    batch, so under load batches grow by themselves."""
+
+    def __init__(self) -> None:
+        self.batch = Batch()
+        self.closed = False
+        self.taken = 0  # batches taken so far; a batch's number is its position
+        self.in_flight: set[int] = set()
+        self._changed = trio.Event()
+
+    def changed(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait(self) -> None:
+        await self._changed.wait()
+
+    def take(self) -> tuple[int, Batch]:
+        batch, self.batch = self.batch, Batch()
+        number = self.taken
+        self.taken += 1
+        self.in_flight.add(number)
+        self.changed()
+        return number, batch
+
+    def done(self, number: int) -> None:
+        self.in_flight.discard(number)
+        self.changed()
+
+    def earlier_in_flight(self, number: int) -> bool:
+        return any(n < number for n in self.in_flight)
+
+
 async def _collect_loop(
-    inbox: trio.MemoryReceiveChannel[RecordJob],
-    handoff: trio.MemorySendChannel[Batch],
-    release: Release,
-    policy: FlushPolicy,
+    inbox: trio.MemoryReceiveChannel[RecordJob], gathering: Gathering, policy: FlushPolicy
 ) -> None:
-    batch = Batch()
-    async with handoff:
-        try:
-            while True:
-                if batch.empty:
-                    try:
-                        batch.add(await inbox.receive())
-                    except trio.EndOfChannel:
-                        return
-                deadline = batch.jobs[0].enqueued_at + policy.window
-                closed = False
-                while not policy.full(batch):
-                    try:
-                        batch.add(inbox.receive_nowait())
-                        continue
-                    except trio.WouldBlock:
-                        pass
-                    except trio.EndOfChannel:
-                        closed = True
-                        break
-                    if trio.current_time() >= deadline:
-                        break
-                    with trio.move_on_at(deadline):
-                        try:
-                            batch.add(await inbox.receive())
-                        except trio.EndOfChannel:
-                            closed = True
-                            break
-                await handoff.send(batch)
-                batch = Batch()
-                if closed:
-                    return
-        finally:
-            fail_jobs(batch, IngestFailed(), release)
+    try:
+        async for job in inbox:
+            while policy.full(gathering.batch):  # wait for a writer to take it
+                await gathering.wait()
+            gathering.batch.add(job)
+            gathering.changed()
+    finally:
+        gathering.closed = True
+        gathering.changed()
+
+
+async def _next_batch(gathering: Gathering, policy: FlushPolicy) -> tuple[int, Batch] | None:
+    """Wait for work, then take the whole batch gathered so far (None: closed and drained).
+    With a flush window configured, an idle writer first waits for it to pass since the oldest
+    job was queued, unless the batch fills up or holds a barrier."""
+    while True:
+        while gathering.batch.empty:
+            if gathering.closed:
+                return None
+            await gathering.wait()
+        deadline = gathering.batch.jobs[0].enqueued_at + policy.window
+        while (not gathering.batch.empty and not policy.full(gathering.batch)
+               and not gathering.closed and trio.current_time() < deadline):
+            with trio.move_on_at(deadline):
+                await gathering.wait()
+        if not gathering.batch.empty:  # (another writer may have taken it meanwhile)
+            return gathering.take()
 
 
 async def _write_loop(
     handle: RecorderHandle,
-    batches: trio.MemoryReceiveChannel[Batch],
+    gathering: Gathering,
     store: StoreFn,
     release: Release,
+    policy: FlushPolicy,
 ) -> None:
-    async with batches:
-        await _write_batches(handle, batches, store, release)
-
-
-async def _write_batches(
-    handle: RecorderHandle,
-    batches: trio.MemoryReceiveChannel[Batch],
-    store: StoreFn,
-    release: Release,
-) -> None:
-    async for batch in batches:
+    while (taken := await _next_batch(gathering, policy)) is not None:
+        number, batch = taken
         try:
-            if handle.fault is not None:
-                handle.fault(batch)
-            outcomes = await _store_with_retry(store, batch) if batch.rows else []
-        except BaseException as exc:
-            rows = batch.rows
-            fail_jobs(batch, IngestFailed(), release)
-            if isinstance(exc, DatabaseUnavailable):
-                log.warning("recorder %s: batch of %d rows failed: database unavailable",
-                            handle.key, rows)
-                continue
-            raise
-        committed = 0
-        pos = 0
-        for job in batch.jobs:
-            part = outcomes[pos:pos + len(job.items)]
-            pos += len(job.items)
-            stored = [o for o in part if isinstance(o, DatapointRecord)]
-            job.ticket.complete(stored, [o for o in part if isinstance(o, Rejection)])
-            release.resolve(job.number, tuple(stored))
-            committed += len(stored)
-        handle.batches += 1
-        handle.rows += committed
+            if batch.urgent:
+                # A barrier completes only after every batch taken before it committed.
+                while gathering.earlier_in_flight(number):
+                    await gathering.wait()
+            await _write_batch(handle, batch, store, release)
+        finally:
+            gathering.done(number)
         await release.room()
 
 
-async def _store_with_retry(store: StoreFn, batch: Batch) -> list[DatapointRecord | Rejection]:
+async def _write_batch(handle: RecorderHandle, batch: Batch, store: StoreFn, release: Release) -> None:
+    try:
+        if handle.fault is not None:
+            handle.fault(batch)
+        outcomes = await _store_with_retry(store, batch) if batch.rows else []
+    except BaseException as exc:
+        rows = batch.rows
+        fail_jobs(batch, IngestFailed(), release)
+        if isinstance(exc, DatabaseUnavailable):
+            log.warning("recorder %s: batch of %d rows failed: database unavailable",
+                        handle.key, rows)
+            return
+        raise
+    committed = 0
+    pos = 0
+    for job in batch.jobs:
+        part = outcomes[pos:pos + len(job.items)]
+        pos += len(job.items)
+        if part and isinstance(part[0], FrameAck):  # a resend: its first ack, nothing new
+            job.ticket.replay(part[0])
+            release.resolve(job.number)
+            continue
+        stored = [o for o in part if isinstance(o, DatapointRecord)]
+        job.ticket.complete(stored, [o for o in part if isinstance(o, Rejection)])
+        release.resolve(job.number, tuple(stored))
+        committed += len(stored)
+    handle.batches += 1
+    handle.rows += committed
+
+
+async def _store_with_retry(store: StoreFn, batch: Batch) -> list[StoreOutcome]:
     rows = batch.items()  # Stamped tuples: (reading, timestamp, experiment)
+    frames = batch.frames()
     for delay in (*RETRY_DELAYS, None):
         try:
-            return await store(rows)
+            return await store(rows, frames)
         except DatabaseUnavailable:
             if delay is None:
                 raise

@@ -33,6 +33,7 @@ from webmacs.actors.messages import (
 from webmacs.actors.recorder import RecorderHandle, run_recorder
 from webmacs.actors.sequencing import Sequencer
 from webmacs.actors.supervisor import RestartPolicy, Supervisor
+from webmacs.frame_ids import FrameTag
 from webmacs.stamping import Interval, Stamper
 from webmacs.storage.records import NewReading
 from webmacs.storage.sql.datapoints import SqlDatapointRepository
@@ -48,6 +49,7 @@ ExperimentKey = tuple[int, str]
 class Submit:
     readings: tuple[NewReading, ...]
     ticket: Ticket
+    frame: FrameTag | None = None
 
 
 @attrs.frozen
@@ -157,7 +159,8 @@ class Router:
             handle = self.recorders.get(key) or self.recorders.get(None)
             if handle is None:
                 raise trio.ClosedResourceError
-            await handle.send.send(RecordJob(tuple(items), msg.ticket, trio.current_time(), number))
+            await handle.send.send(RecordJob(tuple(items), msg.ticket, trio.current_time(), number,
+                                             msg.frame))
         except BaseException as exc:
             # Not queued (a closed recorder, cancelled while its inbox was full, a bug): the
             # job ends here, answered and resolved, so neither its sender nor a later

@@ -10,7 +10,8 @@
     ├── publisher       permanent  hands committed rows to the hub in submission order
     ├── export[...]     temporary  one per CSV download; 4 chunks in flight
     ├── loop-monitor    permanent
-    └── token-pruner    permanent
+    ├── token-pruner    permanent  hourly: expired token revocations
+    └── frame-pruner    permanent  hourly: telemetry frame ids past INGEST_FRAME_RETENTION_HOURS
     connection actors (controller sessions, subscribers) run in Hypercorn's handler tasks,
     counted by the tree so shutdown can close them with 1001 first.
 """
@@ -21,6 +22,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import trio
@@ -53,6 +55,7 @@ from webmacs.actors.router import (
 )
 from webmacs.actors.sequencing import Sequencer, run_publisher
 from webmacs.actors.supervisor import Supervisor
+from webmacs.frame_ids import FrameTag
 from webmacs.services import Services
 from webmacs.storage.records import DatapointRecord, ExperimentRecord, NewReading
 from webmacs.validation import utcnow
@@ -110,10 +113,10 @@ class ActorTree:
         return not self.supervisor.escalated
 
     # -- ingestion and experiments (through the router)
-    async def ingest(self, readings: tuple[NewReading, ...]) -> Ticket:
+    async def ingest(self, readings: tuple[NewReading, ...], frame: FrameTag | None = None) -> Ticket:
         ticket = Ticket()
         try:
-            await _send(self._router_send, Submit(readings, ticket))
+            await _send(self._router_send, Submit(readings, ticket, frame))
         except ShuttingDown:
             ticket.expect(1)
             ticket.fail(IngestFailed("Server shutting down."))
@@ -213,15 +216,19 @@ async def _send(channel: trio.MemorySendChannel[Any], msg: object) -> None:
         raise ShuttingDown from None
 
 
-TOKEN_PRUNE_INTERVAL_S = 3600.0
+PRUNE_INTERVAL_S = 3600.0
 
 
-async def run_token_pruner(tokens: Any, interval: float = TOKEN_PRUNE_INTERVAL_S) -> None:
-    """Forget revocations of tokens that have expired anyway (they fail on ``exp`` first)."""
+async def run_pruner(
+    prune: Callable[[datetime], Awaitable[int]], what: str, keep: timedelta = timedelta(0),
+    interval: float = PRUNE_INTERVAL_S,
+) -> None:
+    """Every ``interval``, delete the rows older than ``keep`` with ``prune(cutoff)``: expired
+    token revocations (they fail on ``exp`` first), telemetry frame ids past their retention."""
     while True:
-        removed = await tokens.prune(utcnow())
+        removed = await prune(utcnow() - keep)
         if removed:
-            log.info("pruned %d expired token revocations", removed)
+            log.info("pruned %d %s", removed, what)
         await trio.sleep(interval)
 
 
@@ -259,7 +266,11 @@ async def open_actor_tree(
 
         supervisor.start_permanent("hub", hub_actor)
         supervisor.start_permanent("loop-monitor", run_loop_monitor, tree.loop_lag)
-        supervisor.start_permanent("token-pruner", run_token_pruner, repos.tokens)
+        supervisor.start_permanent("token-pruner", run_pruner, repos.tokens.prune,
+                                   "expired token revocations")
+        supervisor.start_permanent("frame-pruner", run_pruner, repos.frames.prune,
+                                   "telemetry frame ids",
+                                   timedelta(hours=svc.settings.ingest_frame_retention_hours))
         try:
             yield tree
         finally:

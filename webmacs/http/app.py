@@ -72,6 +72,6 @@ def install_cors(app: QuartTrio, origins: frozenset[str]) -> None:
             assert origin is not None
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Access-Control-Expose-Headers"] = "Content-Disposition"
+            response.headers["Access-Control-Expose-Headers"] = "Content-Disposition, Retry-After"
             response.headers.add("Vary", "Origin")
         return response

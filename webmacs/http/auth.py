@@ -6,12 +6,14 @@ from typing import Any
 
 from quart import Blueprint, request
 
+from webmacs.http.client import requester_address
 from webmacs.http.context import services
 from webmacs.http.errors import ApiError
 from webmacs.http.guards import authenticate, bearer_token
 from webmacs.http.requests import json_body
 from webmacs.http.responses import json_response, success, user_json
 from webmacs.http.routing import route
+from webmacs.login_throttle import TOO_MANY_LOGINS, Refused
 from webmacs.validation import Fields
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
@@ -27,16 +29,25 @@ async def login() -> Any:
     fields.check()
     assert email is not None and password is not None
     svc = services()
-    user = await svc.repos.users.get_by_email(email)
-    if user is None:
-        await svc.passwords.verify_dummy(password)  # same work, same timing
+    throttle = svc.login_throttle
+    attempt = throttle.begin(email, requester_address(svc.settings.trusted_proxies))
+    if isinstance(attempt, Refused):
+        # Before the user lookup and without bcrypt: the same answer for every email.
+        raise ApiError(429, TOO_MANY_LOGINS, {"Retry-After": str(attempt.retry_after)})
+    try:
+        user = await svc.repos.users.get_by_email(email)
+        if user is None:
+            await svc.passwords.verify_dummy(password)  # same work, same timing
+        elif await svc.passwords.verify(password, user.password_hash):
+            throttle.succeeded(attempt)
+            token = svc.tokens.issue(user.public_id)
+            return json_response({"status": "success", "message": "Successfully logged in.",
+                                  "access_token": token, "public_id": user.public_id,
+                                  "username": user.username})
+        throttle.failed(attempt)
         raise ApiError(401, INVALID_LOGIN)
-    if not await svc.passwords.verify(password, user.password_hash):
-        raise ApiError(401, INVALID_LOGIN)
-    token = svc.tokens.issue(user.public_id)
-    return json_response({"status": "success", "message": "Successfully logged in.",
-                          "access_token": token, "public_id": user.public_id,
-                          "username": user.username})
+    finally:
+        throttle.abandoned(attempt)  # a no-op once reported; frees it on errors and cancellation
 
 
 @route(bp, "/logout", ["POST"])

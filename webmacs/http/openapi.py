@@ -17,6 +17,7 @@ from webmacs.csv_export import HEADER as CSV_HEADER
 from webmacs.http.auth import INVALID_LOGIN
 from webmacs.http.guards import ADMIN_REQUIRED, AUTH_REQUIRED, INVALID_TOKEN, REVOKED, USER_NOT_FOUND
 from webmacs.http.requests import MAX_PAGE_SIZE
+from webmacs.login_throttle import TOO_MANY_LOGINS
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
 
 Schema = dict[str, Any]
@@ -58,7 +59,10 @@ plain HTTP 401 (or 403) with a `detail`, never an accepted-then-closed socket.
 `{"type": "ack", "seq": 42, "accepted": 1, "rejected": []}`; \
 bad items are rejected by name like a REST batch. \
 An unusable frame gets `{"type": "error", "seq": 42, "detail": "…"}` and the connection stays open. \
-Frames hold at most `MAX_BATCH` items and 2 MiB (larger → close 1009).
+Frames hold at most `MAX_BATCH` items and 2 MiB (larger → close 1009). \
+With `?controller_id=<1-64 of A-Z a-z 0-9 . _ ->` a frame is identified by (controller_id, seq): \
+a resend of a committed frame is not stored again and gets its first ack (exactly-once); \
+an invalid id is refused before the upgrade with 422.
 - `/ws/datapoints/stream` (server → browser): first `{"type": "connected", …}`, then \
 `{"type": "datapoints_batch", "datapoints": [DatapointResponse, …]}` for every committed datapoint, and \
 `{"type": "lag", "dropped": N}` after drops. `{"type": "ping"}` is answered with `{"type": "pong"}`. \
@@ -360,6 +364,12 @@ def _responses() -> dict[str, Schema]:
                                            {"type": "string", "const": "Database unavailable."}),
         "LoginFailed": detail_error("Unknown email or wrong password (indistinguishable).",
                                     {"type": "string", "const": INVALID_LOGIN}),
+        "TooManyLogins": detail_error(
+            "Too many failed logins for this email or from this address; the password was not "
+            "checked. The same answer for known and unknown emails.",
+            {"type": "string", "const": TOO_MANY_LOGINS},
+            {"Retry-After": header("Whole seconds until a new attempt is allowed.",
+                                   {"type": "string", "pattern": "^[1-9][0-9]*$"})}),
     }
 
 
@@ -484,10 +494,12 @@ def _auth_paths() -> dict[str, Schema]:
                 "200": json_ok("A fresh access token.", ref("LoginResponse"), {
                     "status": "success", "message": "Successfully logged in.", "access_token": "<jwt>",
                     "public_id": EXAMPLE_ID, "username": "admin"}),
-                "401": ref("LoginFailed", "responses")},
+                "401": ref("LoginFailed", "responses"),
+                "429": ref("TooManyLogins", "responses")},
             body="LoginRequest", public=True,
             description="Returns a JWT for `Authorization: Bearer`. Unknown email and wrong password "
-                        "both give the same 401, with equal timing.")},
+                        "both give the same 401, with equal timing. Repeated failures for one email "
+                        "or from one address give 429 with `Retry-After`.")},
         f"{API}/auth/logout": {"post": op(
             "logout", "auth", "Log out", written("Successfully logged out."),
             description="Revokes the presented token; using it again gives 401 `Token has been revoked.`")},

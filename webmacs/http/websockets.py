@@ -12,10 +12,13 @@ from webmacs.actors.controller_session import run_controller_session
 from webmacs.actors.hub import StreamFilter
 from webmacs.actors.ports import Activity
 from webmacs.actors.subscriber import run_subscriber
+from webmacs.frame_ids import controller_id_error
 from webmacs.http.context import services, tree
+from webmacs.http.errors import validation_response
 from webmacs.http.guards import AUTH_REQUIRED, AuthFailed, authenticate, bearer_token
 from webmacs.http.responses import json_response
 from webmacs.http.ws_activity import ABORT_KEY, SCOPE_KEY
+from webmacs.validation import FieldError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("websockets", __name__)
@@ -69,6 +72,16 @@ async def controller_telemetry() -> Any:
         except AuthFailed as exc:
             return _refusal(exc)
         who = f"controller {user.username}"
+    ids = websocket.args.getlist("controller_id")
+    problem = controller_id_error(ids)
+    if problem is not None:  # refused before the upgrade, like a bad token (§5.1)
+        return validation_response(
+            [FieldError(("query", "controller_id"), problem, "string_pattern_mismatch",
+                        ids[0] if len(ids) == 1 else ids)]
+        )
+    controller_id = ids[0] if ids else None
+    if controller_id is not None:
+        who = f"{who} [{controller_id}]"
     if actors.shutting_down.is_set():
         return json_response({"detail": "Server shutting down."}, 503)
     await websocket.accept()
@@ -79,7 +92,7 @@ async def controller_telemetry() -> Any:
     async def session() -> None:
         await run_controller_session(
             QuartPort(), actors.ingest, activity, settings.ws_heartbeat_interval,
-            actors.shutting_down, settings.max_batch, name=who,
+            actors.shutting_down, settings.max_batch, name=who, controller_id=controller_id,
         )
 
     await actors.run_connection(session)

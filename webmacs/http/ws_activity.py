@@ -20,6 +20,8 @@ from hypercorn.protocol import ws_stream
 from hypercorn.protocol.events import Body, Data, Request
 from wsproto.events import Ping
 
+from webmacs.http.ws_compression import SmallMessagesUncompressed
+
 SCOPE_KEY = "webmacs.activity"
 ABORT_KEY = "webmacs.abort"
 _MARK = "_webmacs_activity_hook"
@@ -47,10 +49,12 @@ def _abort(stream: Any) -> None:
 
 def install() -> None:
     """Wrap ``WSStream`` once per process (idempotent): activity on every received chunk, an
-    abort handle in the scope, and a ping loop that ends soon after its connection closes."""
+    abort handle in the scope, a ping loop that ends soon after its connection closes, and
+    permessage-deflate that skips small messages (see :mod:`webmacs.http.ws_compression`)."""
     cls: Any = ws_stream.WSStream
     if getattr(cls, _MARK, False):
         return
+    ws_stream.PerMessageDeflate = SmallMessagesUncompressed  # type: ignore[misc,attr-defined]
     original = cls.handle
 
     async def handle(self: Any, event: Any) -> None:

@@ -11,6 +11,7 @@ from webmacs.storage.database import Database
 from webmacs.storage.sql.datapoints import SqlDatapointRepository
 from webmacs.storage.sql.events import SqlEventRepository
 from webmacs.storage.sql.experiments import SqlExperimentRepository
+from webmacs.storage.sql.ingest_frames import SqlIngestFrameRepository
 from webmacs.storage.sql.logs import SqlLogRepository
 from webmacs.storage.sql.users import SqlTokenRepository, SqlUserRepository
 from webmacs.storage.tables import create_schema, datapoint_counts, datapoint_seconds, metadata
@@ -29,6 +30,7 @@ class Repositories:
     experiments: SqlExperimentRepository
     datapoints: SqlDatapointRepository
     logs: SqlLogRepository
+    frames: SqlIngestFrameRepository
 
 
 def build_repositories(db: Database, backend: str = "") -> Repositories:
@@ -41,6 +43,7 @@ def build_repositories(db: Database, backend: str = "") -> Repositories:
         experiments=SqlExperimentRepository(db),
         datapoints=datapoints,
         logs=SqlLogRepository(db),
+        frames=SqlIngestFrameRepository(db),
     )
 
 

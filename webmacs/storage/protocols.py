@@ -12,6 +12,7 @@ from typing import Protocol
 
 import trio
 
+from webmacs.frame_ids import FrameSpans, StoreOutcome
 from webmacs.storage.records import (
     DatapointFilter,
     DatapointRecord,
@@ -21,7 +22,6 @@ from webmacs.storage.records import (
     LogEntryRecord,
     NewReading,
     Page,
-    Rejection,
     UserChanges,
     UserRecord,
 )
@@ -86,8 +86,9 @@ class DatapointRepository(Protocol):
     async def delete(self, public_id: str) -> bool: ...
     async def latest(self) -> list[DatapointRecord]: ...
     async def store(
-        self, items: Sequence[tuple[NewReading, datetime, tuple[int, str] | None]]
-    ) -> list[DatapointRecord | Rejection]: ...
+        self, items: Sequence[tuple[NewReading, datetime, tuple[int, str] | None]],
+        frames: FrameSpans | None = None,
+    ) -> list[StoreOutcome]: ...
     async def series(
         self, q: SeriesQuery
     ) -> tuple[SeriesQuery, dict[str, list[SeriesPoint]]]: ...

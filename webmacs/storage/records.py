@@ -126,3 +126,8 @@ class Rejection:
 class IngestResult:
     stored: list[DatapointRecord]
     rejected: list[Rejection]
+    first_accepted: int | None = None  # a resent frame: nothing stored now; its first ack's count
+
+    @property
+    def accepted(self) -> int:
+        return len(self.stored) if self.first_accepted is None else self.first_accepted

@@ -180,8 +180,23 @@ revoked_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
 
+# Telemetry frame ids ``(controller_id, seq)``, committed in the same transaction as the frame's
+# rows, with the ack the frame got (``rejected``: the ack's JSON list): a resent frame is answered
+# from here instead of being stored again (contract §8). Pruned by ``committed_at`` after
+# INGEST_FRAME_RETENTION_HOURS.
+ingest_frames = sa.Table(
+    "ingest_frames",
+    metadata,
+    sa.Column("controller_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Text, nullable=False),
+    sa.Column("committed_at", UTCDateTime, nullable=False),
+    sa.Index("ix_ingest_frames_committed", "committed_at"),
+)
+
 ALL_TABLES = (
-    revoked_tokens, log_entries, datapoint_seconds, datapoint_counts, datapoints, experiments,
+    ingest_frames, revoked_tokens, log_entries, datapoint_seconds, datapoint_counts, datapoints, experiments,
     events, users,
 )
 

@@ -10,6 +10,7 @@ from uuid import uuid4
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from webmacs.frame_ids import FrameAck, FrameSpans, StoreOutcome, job_ranges
 from webmacs.storage.database import Database
 from webmacs.storage.records import (
     DatapointFilter,
@@ -21,6 +22,7 @@ from webmacs.storage.records import (
 from webmacs.storage.rollups import add_seconds, rebuild_seconds, second_of
 from webmacs.storage.series import SeriesPoint, SeriesQuery, run_series
 from webmacs.storage.sql.common import SqlRepository, fetch_page
+from webmacs.storage.sql.ingest_frames import settle_frames
 from webmacs.storage.tables import (
     datapoint_counts,
     datapoint_seconds,
@@ -30,7 +32,7 @@ from webmacs.storage.tables import (
     from_micros,
     to_micros,
 )
-from webmacs.validation import is_public_id
+from webmacs.validation import is_public_id, utcnow
 
 EVENT_NOT_FOUND = "Event not found."
 
@@ -204,28 +206,35 @@ class SqlDatapointRepository(SqlRepository):
     async def series(self, q: SeriesQuery) -> tuple[SeriesQuery, dict[str, list[SeriesPoint]]]:
         return await self.db.read(lambda c: run_series(c, q, self.db.dialect, self.timescale))
 
-    async def store(self, items: Sequence[StampedRow]) -> list[DatapointRecord | Rejection]:
+    async def store(
+        self, items: Sequence[StampedRow], frames: FrameSpans | None = None
+    ) -> list[StoreOutcome]:
         """Insert already-stamped readings in one transaction; one outcome per item, in order.
 
         Unknown events are rejected by name. If a concurrent delete of an event or experiment
         makes the insert violate a foreign key, the batch is re-resolved once: the deleted event's
         readings are rejected and readings of a deleted experiment are kept without it.
+
+        ``frames`` (per job: its telemetry frame id or None, and its item count) makes resends
+        idempotent: the ids are committed with the rows, and each item of a frame committed
+        before gets that frame's first :class:`FrameAck` as its outcome instead of a new row.
         """
         if not items:
             return []
         known = self._event_ids
         try:
-            return await self.db.write(lambda conn: _store(conn, items, False, known))
+            return await self.db.write(lambda conn: _store(conn, items, False, known, frames))
         except sa.exc.IntegrityError:
-            return await self.db.write(lambda conn: _store(conn, items, True, known))
+            return await self.db.write(lambda conn: _store(conn, items, True, known, frames))
 
 
 StampedRow = tuple[NewReading, datetime, "tuple[int, str] | None"]
 
 
 def _store(
-    conn: Connection, items: Sequence[StampedRow], recheck: bool, known: dict[str, int]
-) -> list[DatapointRecord | Rejection]:
+    conn: Connection, items: Sequence[StampedRow], recheck: bool, known: dict[str, int],
+    frames: FrameSpans | None = None,
+) -> list[StoreOutcome]:
     """``known`` caches event ids across batches (saving a query per batch); an id that went
     stale (event deleted) makes the insert violate its foreign key, and the re-run with
     ``recheck`` resolves everything afresh."""
@@ -245,14 +254,16 @@ def _store(
         live_experiments = set(
             conn.execute(sa.select(experiments.c.id).where(experiments.c.id.in_(exp_ids))).scalars()
         ) if exp_ids else set()
-    outcomes: list[DatapointRecord | Rejection] = []
+    replayed = _replayed(conn, items, frames, event_ids) if frames else {}
+    outcomes: list[StoreOutcome] = []
     rows: list[tuple[Any, ...]] = []
-    for reading, ts, exp in items:
+    for i, (reading, ts, exp) in enumerate(items):
+        if replayed and i in replayed:
+            outcomes.append(replayed[i])  # a resent frame: its first ack, no new row
+            continue
         event_id = event_ids.get(reading.event_public_id)
         if event_id is None:
-            outcomes.append(Rejection(
-                reading.index, reading.event_public_id, EVENT_NOT_FOUND, input=reading.event_public_id
-            ))
+            outcomes.append(_not_found(reading))
             continue
         if exp is not None and live_experiments is not None and exp[0] not in live_experiments:
             exp = None
@@ -273,6 +284,22 @@ def _store(
         add_counts(conn, rows)
         add_seconds(conn, rows)
     return outcomes
+
+
+def _not_found(reading: NewReading) -> Rejection:
+    return Rejection(reading.index, reading.event_public_id, EVENT_NOT_FOUND,
+                     input=reading.event_public_id)
+
+
+def _replayed(
+    conn: Connection, items: Sequence[StampedRow], frames: FrameSpans, event_ids: dict[str, int]
+) -> dict[int, FrameAck]:
+    """Claim the batch's frame ids; the items of frames already committed, with their first ack
+    (skipped: neither rows, nor counters, nor rollups)."""
+    rejected = [None if r.event_public_id in event_ids else _not_found(r) for r, _, _ in items]
+    replay = settle_frames(conn, frames, rejected, utcnow())
+    return {i: replay[job] for job, (_, positions) in enumerate(job_ranges(frames)) if job in replay
+            for i in positions}
 
 
 UPSERT_COUNT = sa.text(
