@@ -3,8 +3,8 @@
 Each test runs ``python -m webmacs serve`` (``LiveServer``), streams uniquely valued readings with
 :class:`careful_client.CarefulController` (acks, a window of unacked frames, resend with the same
 ``seq`` after any failure), breaks something mid-ingest, lets the client finish, and then reads the
-values straight from the database: every acked reading must be there, and nothing the client never
-sent. The figures of each run are printed (``pytest -s``) as one ``FAULT …`` line.
+values straight from the database: every acked reading must be there exactly once, and nothing the
+client never sent. The figures of each run are printed (``pytest -s``) as one ``FAULT …`` line.
 
 - database outage (PostgreSQL only, on a cluster the test creates and drops): ~10 s down;
 - ``kill -9`` mid-ingest, then a restart on the same database and port;
@@ -29,13 +29,6 @@ import sqlalchemy as sa
 import trio
 from careful_client import Audit, CarefulController, Ledger, audit
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer, _free_port, skip_unless_required
-
-IDEMPOTENT_INGEST_ON_MAIN = False
-"""Exactly-once needs contract §8 "Idempotent telemetry" (``controller_id``; branch
-``idempotent``). Until that is on main, a frame committed but not acked before a crash is stored
-again when resent: the crash tests then hold webmacs to at-least-once (no acked reading missing,
-nothing invented) and report duplicates as an expected failure. Set this to ``True`` once it has
-landed: duplicates then fail the test."""
 
 OUTAGE_S = 10.0
 FINISH_WITHIN_S = 90.0
@@ -89,9 +82,9 @@ async def restart(database_url: str, workdir: Path, port: int, name: str) -> Liv
     return await trio.to_thread.run_sync(lambda: LiveServer(database_url, workdir, port=port, name=name))
 
 
-def judge(label: str, ledger: Ledger, database_url: str, *, exactly_once: bool) -> Audit:
-    """The delivery guarantees, checked against the database. ``exactly_once``: no duplicate is
-    acceptable even without idempotent ingest (e.g. a graceful stop acks what it read)."""
+def judge(label: str, ledger: Ledger, database_url: str) -> Audit:
+    """Exactly-once, checked against the database: every acked reading stored once, nothing
+    stored that the client never sent (contract §8, idempotent telemetry with controller_id)."""
     result = audit(ledger, stored_values(database_url))
     print(f"\nFAULT {result.line(label)}")
     assert ledger.done, "the client did not get every frame acked"
@@ -100,11 +93,7 @@ def judge(label: str, ledger: Ledger, database_url: str, *, exactly_once: bool) 
     assert result.never_sent == 0, "the database holds a reading the client never sent"
     assert result.readings_acked == result.readings_sent
     assert result.rows_stored == result.readings_sent + result.duplicates
-    if exactly_once or IDEMPOTENT_INGEST_ON_MAIN:
-        assert result.duplicates == 0, "a resent frame was stored twice"
-    elif result.duplicates:
-        pytest.xfail(f"at-least-once only: {result.duplicates} readings stored twice after resend; "
-                     "exactly-once needs idempotent telemetry (controller_id) on main")
+    assert result.duplicates == 0, "a resent frame was stored twice"
     return result
 
 
@@ -162,7 +151,7 @@ async def test_kill_9_mid_ingest_then_restart_keeps_every_acked_reading(
 ) -> None:
     ledger = await crash_and_restart(database_url, tmp_path, signal.SIGKILL, acks_lost=acks_lost)
     lost = ", acks lost" if acks_lost else ""
-    judge(f"kill -9 ({backend_of(database_url)}{lost})", ledger, database_url, exactly_once=False)
+    judge(f"kill -9 ({backend_of(database_url)}{lost})", ledger, database_url)
 
 
 async def test_sigterm_under_load_acks_what_it_read_then_restart_resends_the_rest(
@@ -170,9 +159,8 @@ async def test_sigterm_under_load_acks_what_it_read_then_restart_resends_the_res
 ) -> None:
     ledger = await crash_and_restart(database_url, tmp_path, signal.SIGTERM)
     # A graceful stop commits and acks every frame it read before closing with 1001, and reads
-    # no more: what the client resends was never stored, so even without controller_id nothing
-    # is stored twice.
-    judge(f"SIGTERM ({backend_of(database_url)})", ledger, database_url, exactly_once=True)
+    # no more: what the client resends was never stored (no duplicate even without controller_id).
+    judge(f"SIGTERM ({backend_of(database_url)})", ledger, database_url)
 
 
 # ---------------------------------------------------------------- database outage
@@ -254,6 +242,6 @@ async def test_database_outage_keeps_the_server_up_and_every_acked_reading(
         assert ledger.error_frames > 0, "the client never noticed the outage"
         assert set(ledger.errors) == {"Database unavailable."}
         assert client.connects == 1, "the outage should not have cost the connection"
-        judge("database outage (postgresql)", ledger, url, exactly_once=False)
+        judge("database outage (postgresql)", ledger, url)
     finally:
         servers[0].stop()
