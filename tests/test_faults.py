@@ -64,6 +64,15 @@ async def health_status(server: LiveServer) -> int:
         return (await http.get("/health")).status_code
 
 
+async def post_batch(server: LiveServer, token: str, event_id: str, value: float) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        return await http.post(
+            "/api/v1/datapoints/batch",
+            json={"datapoints": [{"value": value, "event_public_id": event_id}]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+
 def stored_values(database_url: str) -> list[float]:
     """Every datapoint value, read straight from the database (not through webmacs)."""
     engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -233,6 +242,10 @@ async def test_database_outage_keeps_the_server_up_and_every_acked_reading(
                 await trio.to_thread.run_sync(fault_cluster.ctl, "stop")
                 acked_at_outage = len(ledger.acked)
                 assert await health_status(servers[0]) == 503
+                # REST during the outage: a clean 503 (not stored), never a 500 or a hang.
+                refused = await post_batch(servers[0], token, event_id, -1.0)
+                assert refused.status_code == 503, refused.text
+                assert refused.json() == {"detail": "Database unavailable."}
                 await trio.sleep(OUTAGE_S)
                 assert servers[0].proc.poll() is None, servers[0].output()
                 await trio.to_thread.run_sync(fault_cluster.ctl, "start")
