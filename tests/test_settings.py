@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from webmacs.settings import Settings, SettingsError, load_settings
+from webmacs.settings import Settings, SettingsError, load_settings, startup_warnings
 
 GOOD_KEY = "k" * 32
 
@@ -342,3 +342,39 @@ def test_overrides_beat_environment(tmp_path: Path) -> None:
     s = load_settings({"PORT": "9002", "SECRET_KEY": GOOD_KEY}, workdir=tmp_path,
                       overrides={"PORT": "9003"}, persist_secret=False)
     assert s.port == 9003
+
+
+# ------------------------------------------------------------------ session cookie, anonymous networks
+
+
+def test_cookie_and_network_defaults(tmp_path: Path) -> None:
+    s = load(tmp_path)
+    assert s.session_cookie_secure is None  # auto: follows the request's TLS
+    assert s.ws_anonymous_telemetry_networks == ()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("auto", None), ("AUTO", None), ("", None), ("true", True), ("1", True), ("false", False), ("off", False),
+])
+def test_session_cookie_secure(tmp_path: Path, value: str, expected: bool | None) -> None:
+    assert load(tmp_path, SESSION_COOKIE_SECURE=value).session_cookie_secure is expected
+
+
+def test_bad_session_cookie_secure_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^SESSION_COOKIE_SECURE must be auto, true or false"):
+        load(tmp_path, SESSION_COOKIE_SECURE="sometimes")
+
+
+def test_anonymous_telemetry_networks(tmp_path: Path) -> None:
+    s = load(tmp_path, WS_ANONYMOUS_TELEMETRY_NETWORKS="10.0.0.0/8, fd00::/8")
+    assert [str(n) for n in s.ws_anonymous_telemetry_networks] == ["10.0.0.0/8", "fd00::/8"]
+    assert s.ws_anonymous_telemetry is False
+    assert any("10.0.0.0/8, fd00::/8" in note for note in startup_warnings(s))
+
+
+def test_a_bad_cidr_stops_startup_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, WS_ANONYMOUS_TELEMETRY_NETWORKS="127.0.0.0/8,10.0.0.300/8")
+    message = str(info.value)
+    assert message.startswith("WS_ANONYMOUS_TELEMETRY_NETWORKS: '10.0.0.300/8' is not a network")
+    assert "\n" not in message

@@ -29,7 +29,7 @@ def parse_networks(text: str) -> tuple[Network, ...]:
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
-            raise ValueError(entry) from None
+            raise ValueError(f"{entry!r} is not a network such as 10.0.0.0/8 or fd00::/8") from None
     return tuple(networks)
 
 

@@ -59,6 +59,9 @@ class Settings:
     timescale: TimescaleOptions = attrs.field(factory=TimescaleOptions)
     login_throttle: ThrottlePolicy = attrs.field(factory=ThrottlePolicy)
     trusted_proxies: tuple[Network, ...] = ()
+    # None = auto: Secure when the login request itself came over TLS.
+    session_cookie_secure: bool | None = None
+    ws_anonymous_telemetry_networks: tuple[Network, ...] = ()
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -141,6 +144,24 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}.")
 
 
+def _auto_bool(env: Mapping[str, str], name: str) -> bool | None:
+    """``auto`` (or unset) → None, else a boolean."""
+    raw = env.get(name)
+    if raw is None or raw.strip().lower() in ("", "auto"):
+        return None
+    try:
+        return _bool(env, name, False)
+    except SettingsError:
+        raise SettingsError(f"{name} must be auto, true or false, got {raw!r}.") from None
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(env.get(name, ""))
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}.") from None
+
+
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = env.get("CORS_ORIGINS")
     if raw is None or raw.strip() == "":
@@ -171,15 +192,6 @@ def _throttle_policy(env: Mapping[str, str]) -> ThrottlePolicy:
     if policy.max_lockout < policy.lockout:
         raise SettingsError("LOGIN_LOCKOUT_MAX_SECONDS must not be less than LOGIN_LOCKOUT_SECONDS.")
     return policy
-
-
-def _trusted_proxies(env: Mapping[str, str]) -> tuple[Network, ...]:
-    try:
-        return parse_networks(env.get("TRUSTED_PROXIES", ""))
-    except ValueError as exc:
-        raise SettingsError(
-            f"TRUSTED_PROXIES must be comma-separated CIDRs or addresses, got {str(exc)!r}."
-        ) from None
 
 
 def default_secret_path(database_url: str, backend: Backend, workdir: Path) -> Path:
@@ -318,7 +330,9 @@ def load_settings(
             retention=intervals["TIMESCALE_RETENTION"],
         ),
         login_throttle=_throttle_policy(env),
-        trusted_proxies=_trusted_proxies(env),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+        session_cookie_secure=_auto_bool(env, "SESSION_COOKIE_SECURE"),
+        ws_anonymous_telemetry_networks=_networks(env, "WS_ANONYMOUS_TELEMETRY_NETWORKS"),
     )
 
 
@@ -333,4 +347,8 @@ def startup_warnings(settings: Settings) -> list[str]:
         notes.append("INITIAL_ADMIN_PASSWORD is the default; change the admin password.")
     if settings.ws_anonymous_telemetry:
         notes.append("WS_ANONYMOUS_TELEMETRY is on: token-less controllers may send telemetry.")
+    elif settings.ws_anonymous_telemetry_networks:
+        nets = ", ".join(str(n) for n in settings.ws_anonymous_telemetry_networks)
+        notes.append(f"WS_ANONYMOUS_TELEMETRY_NETWORKS: token-less controllers may send telemetry "
+                     f"from {nets}.")
     return notes

@@ -8,11 +8,12 @@ from quart import Blueprint, request
 
 from webmacs.http.client import requester_address
 from webmacs.http.context import services
-from webmacs.http.errors import ApiError
-from webmacs.http.guards import authenticate, bearer_token
+from webmacs.http.errors import ApiError, error_response
+from webmacs.http.guards import AuthFailed, authenticate, bearer_token
 from webmacs.http.requests import json_body
 from webmacs.http.responses import json_response, success, user_json
 from webmacs.http.routing import route
+from webmacs.http.session_cookie import clear_session_cookie, cookie_secure, set_session_cookie
 from webmacs.login_throttle import TOO_MANY_LOGINS, Refused
 from webmacs.validation import Fields
 
@@ -41,25 +42,41 @@ async def login() -> Any:
         elif await svc.passwords.verify(password, user.password_hash):
             throttle.succeeded(attempt)
             token = svc.tokens.issue(user.public_id)
-            return json_response({"status": "success", "message": "Successfully logged in.",
-                                  "access_token": token, "public_id": user.public_id,
-                                  "username": user.username})
+            response = json_response({"status": "success", "message": "Successfully logged in.",
+                                      "access_token": token, "public_id": user.public_id,
+                                      "username": user.username})
+            set_session_cookie(response, token, svc.settings.access_token_expire_minutes * 60,
+                               _secure())
+            return response
         throttle.failed(attempt)
         raise ApiError(401, INVALID_LOGIN)
     finally:
         throttle.abandoned(attempt)  # a no-op once reported; frees it on errors and cancellation
 
 
+def _secure() -> bool:
+    return cookie_secure(services().settings.session_cookie_secure, request.scheme)
+
+
 @route(bp, "/logout", ["POST"])
 async def logout() -> Any:
     svc = services()
     token = bearer_token(request.headers.get("Authorization"))
-    await authenticate(svc, token)
+    try:
+        await authenticate(svc, token)
+    except AuthFailed as exc:
+        # REST never reads the cookie, so revocation needs the Bearer token; but a browser asking
+        # to log out loses its cookie either way.
+        refusal = error_response(exc)
+        clear_session_cookie(refusal, _secure())
+        return refusal
     assert token is not None
     claims = svc.tokens.decode(token)
     assert claims is not None
     await svc.repos.tokens.revoke(claims.jti, claims.expires_at)
-    return success("Successfully logged out.")
+    response = success("Successfully logged out.")
+    clear_session_cookie(response, _secure())
+    return response
 
 
 @route(bp, "/me", ["GET"])

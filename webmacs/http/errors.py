@@ -29,6 +29,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def error_response(exc: ApiError) -> Any:
+    return json_response({"detail": exc.detail}, exc.status, exc.headers)
+
+
 def not_found(entity: str, public_id: str) -> ApiError:
     return ApiError(404, f"{entity} '{public_id}' not found.")
 
@@ -40,7 +44,7 @@ def validation_response(errors: list[FieldError]) -> Any:
 def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> Any:
-        return json_response({"detail": exc.detail}, exc.status, exc.headers)
+        return error_response(exc)
 
     @app.errorhandler(ValidationFailed)
     async def _validation(exc: ValidationFailed) -> Any:

@@ -51,7 +51,9 @@ with a stable order; `/datapoints/latest` is a bare array.
 ### WebSockets
 
 OpenAPI cannot describe WebSockets, so here they are in words. Both take the token as `?token=<jwt>` \
-or as an `Authorization: Bearer` header. It is checked before the upgrade: a missing or bad token gets a \
+or as an `Authorization: Bearer` header; without either, the `webmacs_session` cookie set by login counts, \
+but only when the upgrade's `Origin` is the server's own or one of `CORS_ORIGINS` (else 403). \
+It is checked before the upgrade: a missing or bad token gets a \
 plain HTTP 401 (or 403) with a `detail`, never an accepted-then-closed socket.
 
 - `/ws/controller/telemetry` (controller → server): send `{"seq": 42, "datapoints": [DatapointCreate, …]}` \
@@ -497,12 +499,15 @@ def _auth_paths() -> dict[str, Schema]:
                 "401": ref("LoginFailed", "responses"),
                 "429": ref("TooManyLogins", "responses")},
             body="LoginRequest", public=True,
-            description="Returns a JWT for `Authorization: Bearer`. Unknown email and wrong password "
-                        "both give the same 401, with equal timing. Repeated failures for one email "
-                        "or from one address give 429 with `Retry-After`.")},
+            description="Returns a JWT for `Authorization: Bearer`, and sets the same token as the "
+                        "HttpOnly, SameSite=Strict `webmacs_session` cookie, which only the WebSocket "
+                        "upgrades read. Unknown email and wrong password both give the same 401, "
+                        "with equal timing. Repeated failures for one email or from one address "
+                        "give 429 with `Retry-After`.")},
         f"{API}/auth/logout": {"post": op(
             "logout", "auth", "Log out", written("Successfully logged out."),
-            description="Revokes the presented token; using it again gives 401 `Token has been revoked.`")},
+            description="Revokes the presented Bearer token; using it again gives 401 "
+                        "`Token has been revoked.` Clears the `webmacs_session` cookie (on a 401 too).")},
         f"{API}/auth/me": {"get": op(
             "me", "auth", "The caller's user", {"200": json_ok("The caller.", ref("UserResponse"))})},
     }

@@ -14,14 +14,20 @@ from webmacs.actors.ports import Activity
 from webmacs.actors.subscriber import run_subscriber
 from webmacs.frame_ids import controller_id_error
 from webmacs.http.context import services, tree
-from webmacs.http.errors import validation_response
-from webmacs.http.guards import AUTH_REQUIRED, AuthFailed, authenticate, bearer_token
+from webmacs.http.errors import ApiError, error_response, validation_response
+from webmacs.http.guards import authenticate, bearer_token
 from webmacs.http.responses import json_response
+from webmacs.http.session_cookie import SESSION_COOKIE
 from webmacs.http.ws_activity import ABORT_KEY, SCOPE_KEY
+from webmacs.services import Services
+from webmacs.settings import Settings
+from webmacs.storage.records import UserRecord
 from webmacs.validation import FieldError
+from webmacs.ws_trust import address_in, origin_allowed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("websockets", __name__)
+ORIGIN_REFUSED = "Origin not allowed."
 
 
 class QuartPort:
@@ -44,13 +50,41 @@ class QuartPort:
             abort()
 
 
-def _token() -> str | None:
+def _explicit_token() -> str | None:
     return websocket.args.get("token") or bearer_token(websocket.headers.get("Authorization"))
 
 
-def _refusal(exc: AuthFailed) -> Any:
-    # A plain HTTP answer instead of the upgrade: never accept-then-close (§5.1).
-    return json_response({"detail": exc.detail}, exc.status, exc.headers)
+def _origin_ok(settings: Settings) -> bool:
+    return origin_allowed(websocket.headers.get("Origin"), websocket.scheme,
+                          websocket.headers.get("Host", ""), settings.cors_origins)
+
+
+def _anonymous_telemetry_ok(settings: Settings) -> bool:
+    return settings.ws_anonymous_telemetry or address_in(
+        websocket.remote_addr, settings.ws_anonymous_telemetry_networks)
+
+
+async def _admit(svc: Services, *, telemetry: bool) -> UserRecord | None:
+    """The connecting user (None: an anonymous controller), or an :class:`ApiError` refusal.
+
+    An explicit token (``?token=`` or Bearer) wins and is all that is checked. Otherwise the
+    ambient credentials count: the session cookie, only with an allowed ``Origin`` (browsers
+    always send one on an upgrade); for telemetry, the source network, and then any ``Origin``
+    sent (a browser page inside that network) must be allowed too.
+    """
+    token = _explicit_token()
+    if token is None:
+        cookie = websocket.cookies.get(SESSION_COOKIE) or None
+        if cookie is not None:
+            if not _origin_ok(svc.settings):
+                raise ApiError(403, ORIGIN_REFUSED)
+            token = cookie
+        elif telemetry and _anonymous_telemetry_ok(svc.settings):
+            if websocket.headers.get("Origin") is not None and not _origin_ok(svc.settings):
+                raise ApiError(403, ORIGIN_REFUSED)  # a foreign page inside the trusted network
+            return None
+    user, _ = await authenticate(svc, token)
+    return user
 
 
 def _activity() -> Activity:
@@ -63,15 +97,11 @@ def _activity() -> Activity:
 @bp.websocket("/ws/controller/telemetry")
 async def controller_telemetry() -> Any:
     svc, actors = services(), tree()
-    token = _token()
-    if token is None and svc.settings.ws_anonymous_telemetry:
-        who = "anonymous controller"
-    else:
-        try:
-            user, _ = await authenticate(svc, token)
-        except AuthFailed as exc:
-            return _refusal(exc)
-        who = f"controller {user.username}"
+    try:
+        user = await _admit(svc, telemetry=True)
+    except ApiError as exc:
+        return error_response(exc)  # plain HTTP, no upgrade: never accept-then-close (§5.1)
+    who = "anonymous controller" if user is None else f"controller {user.username}"
     ids = websocket.args.getlist("controller_id")
     problem = controller_id_error(ids)
     if problem is not None:  # refused before the upgrade, like a bad token (§5.1)
@@ -103,12 +133,9 @@ async def controller_telemetry() -> Any:
 async def datapoint_stream() -> Any:
     svc, actors = services(), tree()
     try:
-        token = _token()
-        if token is None:
-            raise AuthFailed(AUTH_REQUIRED)
-        await authenticate(svc, token)
-    except AuthFailed as exc:
-        return _refusal(exc)
+        await _admit(svc, telemetry=False)
+    except ApiError as exc:
+        return error_response(exc)  # plain HTTP, no upgrade: never accept-then-close (§5.1)
     if actors.shutting_down.is_set():
         return json_response({"detail": "Server shutting down."}, 503)
     flt = StreamFilter(
