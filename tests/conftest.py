@@ -39,15 +39,20 @@ def _pg_reason() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {exc}"
 
 
+def skip_unless_required(what: str, reason: str) -> None:
+    """Skip ``what`` with the reason printed, or fail where PostgreSQL is mandatory (CI)."""
+    if REQUIRE_PG:
+        pytest.fail(f"{what} are mandatory here: {reason}")
+    print(f"\nSKIPPING {what}: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped afterwards."""
     reason = _pg_reason()
     if reason is not None:
-        if REQUIRE_PG:
-            pytest.fail(f"PostgreSQL tests are mandatory here: {reason}")
-        print(f"\nSKIPPING PostgreSQL tests: {reason}")
-        pytest.skip(reason)
+        skip_unless_required("PostgreSQL tests", reason)
     name = f"webmacs_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -215,14 +220,16 @@ def _free_port() -> int:
 class LiveServer:
     """``python -m webmacs serve`` in a subprocess, on a free port, with its output captured."""
 
-    def __init__(self, database_url: str, workdir: Path, **env: str) -> None:
+    def __init__(self, database_url: str, workdir: Path, *, port: int | None = None,
+                 name: str = "server", **env: str) -> None:
+        """``port``: reuse one (a restart on the same address); ``name`` names the log file."""
         import subprocess
         import sys
         import time
 
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
+        self.log_path = workdir / f"{name}.log"
         full_env = {
             **os.environ, "DATABASE_URL": database_url, "BCRYPT_ROUNDS": "4",
             "INITIAL_ADMIN_EMAIL": ADMIN_EMAIL, "INITIAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
