@@ -134,7 +134,9 @@ class Server:
 
 
 @asynccontextmanager
-async def running_server(database_url: str, tmp_path: Path, **env: str) -> AsyncIterator[Server]:
+async def running_server(
+    database_url: str, tmp_path: Path, *, access_log: bool = False, **env: str
+) -> AsyncIterator[Server]:
     """The real server on an ephemeral port; stopped (and checked to stop) on exit."""
     env = {"PORT": "0", "HOST": "127.0.0.1", "WS_HEARTBEAT_INTERVAL": FAST_HEARTBEAT, **env}
     settings = make_settings(database_url, tmp_path, **env)
@@ -143,7 +145,7 @@ async def running_server(database_url: str, tmp_path: Path, **env: str) -> Async
 
     async def run(task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            await serve(settings, access_log=False, install_signal_handlers=False,
+            await serve(settings, access_log=access_log, install_signal_handlers=False,
                         shutdown=shutdown, task_status=task_status)
         finally:
             stopped.set()
