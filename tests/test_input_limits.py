@@ -12,14 +12,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from conftest import create_event
 from test_websockets import recv_json, running_server
 
-from webmacs.frames import BAD_SEQ, FrameError, TelemetryFrame, parse_telemetry
+from webmacs.frames import BAD_SEQ, FrameError, TelemetryFrame, ack, parse_telemetry
 from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
 from webmacs.jsonparse import loads_strict
-from webmacs.readings import VALUE_INVALID
+from webmacs.readings import EVENT_ID_INVALID, VALUE_INVALID
 from webmacs.storage.records import NewReading
 from webmacs.validation import ValidationFailed, query_int
 
@@ -124,6 +125,18 @@ def test_a_huge_integer_value_rejects_only_its_item_like_1e400(literal: str) -> 
 def test_a_seq_beyond_64_bits_is_not_an_integer(literal: str) -> None:
     raw = with_number({"seq": "@@", "datapoints": []}, literal)
     assert parse_telemetry(raw, 10) == FrameError(None, True, BAD_SEQ)
+
+
+def test_a_huge_integer_event_id_rejects_only_its_item_and_the_ack_encodes() -> None:
+    raw = with_number({"seq": 1, "datapoints": [{"value": 1, "event_public_id": "@@"},
+                                                 {"value": 2, "event_public_id": EV}]}, "9" * 4001)
+    parsed = parse_telemetry(raw, 10)
+    assert isinstance(parsed, TelemetryFrame)
+    assert [r.index for r in parsed.readings] == [1]
+    assert [(r.index, r.event_public_id, r.detail) for r in parsed.rejected] == [
+        (0, None, EVENT_ID_INVALID)]
+    assert orjson.loads(ack(1, 1, parsed.rejected))["rejected"] == [
+        {"index": 0, "event_public_id": None, "detail": EVENT_ID_INVALID}]
 
 
 def test_a_64_bit_seq_stays_an_integer() -> None:
