@@ -234,12 +234,8 @@ async def test_min_max_must_be_finite(
     body[field] = "@@"
     raw = json.dumps(body).replace('"@@"', literal)
     resp = await post_raw(client, EVENTS, admin_headers, raw)
-    body = await resp.get_json()
-    if literal.isdigit() and body["detail"] and body["detail"][0].get("type") == "json_invalid":
-        # A JSON parser may refuse a 401-digit integer outright; still a 422, never a 500.
-        assert resp.status_code == 422
-    else:
-        assert_validation_error(resp.status_code, body, field)
+    # A 401-digit integer is a number beyond double range, like 1e400: its field fails.
+    assert_validation_error(resp.status_code, await resp.get_json(), field)
     assert (await list_events(client, admin_headers))["total"] == 0
 
 

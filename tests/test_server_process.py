@@ -84,6 +84,28 @@ def test_unreachable_database_stops_with_one_clear_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1].startswith("webmacs: cannot reach the database")
 
 
+def test_a_port_in_use_stops_with_one_line_naming_the_cause(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "BCRYPT_ROUNDS": "4",
+               "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "webmacs", "serve"], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=60,
+        )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("webmacs: cannot start: ") and "Address already in use" in last, last
+
+
 @pytest.mark.parametrize("flag", ["--port", "--host", "--database-url"])
 def test_cli_flags_are_documented(flag: str) -> None:
     import subprocess

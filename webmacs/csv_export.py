@@ -6,6 +6,7 @@ import re
 import unicodedata
 from urllib.parse import quote
 
+_NOT_PORTABLE = re.compile(r"[^A-Za-z0-9._-]")
 HEADER = ("timestamp", "event_name", "event_public_id", "value", "unit", "datapoint_public_id")
 
 
@@ -26,9 +27,8 @@ def display_name(name: str) -> str:
 def content_disposition(name: str, public_id: str) -> str:
     shown = display_name(name)
     short = public_id[:8]
-    # The contract's example (`Run "A" €` -> `Run__A___`) drops what has no ASCII form; accents
-    # are kept as their base letter (NFKD) so "Ünïcödé" stays readable as "Unicode".
-    folded = unicodedata.normalize("NFKD", shown).encode("ascii", "ignore").decode("ascii")
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", folded)
+    # §4.3: every character outside A-Z a-z 0-9 . _ - becomes one "_" (`€uro` -> `_uro`, never
+    # dropped), so the ASCII name keeps the display name's length and shape; filename* has the rest.
+    ascii_name = _NOT_PORTABLE.sub("_", shown)
     utf8 = quote(f"experiment_{shown}_{short}.csv", safe="")
     return f"attachment; filename=\"experiment_{ascii_name}_{short}.csv\"; filename*=UTF-8''{utf8}"

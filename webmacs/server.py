@@ -20,6 +20,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from webmacs.actors.tree import ActorTree, open_actor_tree
 from webmacs.http import ws_activity
+from webmacs.http.access_log import claim_line
 from webmacs.http.app import create_app
 from webmacs.services import Services, open_services
 from webmacs.settings import Settings, startup_warnings
@@ -40,6 +41,12 @@ def redact(text: str) -> str:
 
 
 class RedactingLogger(HyperLogger):
+    """Hypercorn's logger with the token redacted and one line per request (``access_log``)."""
+
+    async def access(self, request: Any, response: Any, request_time: float) -> None:
+        if claim_line(request, response):
+            await super().access(request, response, request_time)
+
     def atoms(self, request: Any, response: Any, request_time: float) -> Mapping[str, str]:
         atoms = dict(super().atoms(request, response, request_time))
         for key in ("R", "Uq", "q"):

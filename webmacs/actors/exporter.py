@@ -19,7 +19,12 @@ EXPORT_CHUNKS_IN_FLIGHT = 4  # 256 KiB each: the export's whole footprint in thi
 
 @attrs.define
 class ExportOutcome:
+    """Decided when the export actor ends. The repository closes the chunk channel itself, and
+    a closing channel lets the reader run before the actor's own cleanup: so the response waits
+    for the decision instead of reading ``failed`` the moment the channel ends."""
+
     failed: bool = False
+    decided: trio.Event = attrs.field(factory=trio.Event)
 
 
 class ExportAborted(Exception):
@@ -40,6 +45,7 @@ async def run_export(
         if not finished:  # failed, or cancelled by the server's shutdown: never look complete
             outcome.failed = True
             send.close()
+        outcome.decided.set()
 
 
 async def stream_body(
@@ -49,5 +55,6 @@ async def stream_body(
         yield header
         async for chunk in chunks:
             yield chunk
+    await outcome.decided.wait()
     if outcome.failed:
         raise ExportAborted("the export failed before its end")

@@ -13,6 +13,7 @@ from quart_trio import QuartTrio
 
 from webmacs.actors.tree import ActorTree
 from webmacs.http import auth, datapoints, events, experiments, health, logging, users, websockets
+from webmacs.http.access_log import MarkResponseEnd
 from webmacs.http.context import EXTENSION_KEY, TREE_KEY
 from webmacs.http.errors import install_error_handlers
 from webmacs.http.routing import PublicIdConverter
@@ -35,6 +36,7 @@ def create_app(svc: Services, tree: ActorTree) -> QuartTrio:
         app.register_blueprint(bp)
     install_error_handlers(app)
     install_cors(app, frozenset(svc.settings.cors_origins))
+    app.asgi_app = MarkResponseEnd(app.asgi_app)  # type: ignore[assignment,arg-type]
     return app
 
 

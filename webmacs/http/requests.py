@@ -13,6 +13,9 @@ from webmacs.validation import FieldError, ValidationFailed, query_int
 MALFORMED = FieldError(("body",), "Malformed JSON body.", "json_invalid")
 MISSING_BODY = FieldError(("body",), "Field required.", "missing")
 MAX_PAGE_SIZE = 1000
+# The largest integer a JavaScript client reads exactly (Number.MAX_SAFE_INTEGER); it also keeps
+# the row offset, (page - 1) * page_size, inside a signed 64-bit OFFSET on both databases.
+MAX_PAGE = 2**53 - 1
 
 
 def parse_json(raw: bytes) -> Any:
@@ -43,6 +46,6 @@ async def json_body(required: bool = True) -> Any:
 
 
 def pagination() -> tuple[int, int]:
-    page = query_int(request.args, "page", 1, 1)
+    page = query_int(request.args, "page", 1, 1, MAX_PAGE)
     size = query_int(request.args, "page_size", 25, 1, MAX_PAGE_SIZE)
     return page, size
