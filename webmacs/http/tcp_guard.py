@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import h11
 import trio
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.h11 import H11Protocol
@@ -164,7 +165,8 @@ class GuardedTCPServer(TCPServer):
         their_state = getattr(connection, "their_state", None)  # None: a WebSocket
         if their_state is None:
             return Phase.OTHER
-        return phase_of(their_state, bool(connection.trailing_data[0]))
+        # Only a head in progress needs the buffer (a copy): look only between requests.
+        return phase_of(their_state, their_state is h11.IDLE and bool(connection.trailing_data[0]))
 
     async def _close_idle_on_shutdown(self) -> None:
         await self.context.terminated.wait()
