@@ -111,6 +111,19 @@ def test_limiter_forgets_an_address_whose_connections_all_closed() -> None:
         limiter.release("b")
 
 
+def test_refusals_are_reported_at_most_once_per_interval() -> None:
+    limiter = ConnectionLimiter(per_address=1, total=1)
+    assert limiter.refusals_to_report(now=0) is None  # nothing refused yet
+    assert limiter.admit("a") is None
+    assert limiter.admit("a") is Refusal.TOTAL
+    assert limiter.refusals_to_report(now=0) == 1
+    for _ in range(3):
+        limiter.admit("b")
+    assert limiter.refusals_to_report(now=9.9) is None
+    assert limiter.refusals_to_report(now=10) == 3
+    assert limiter.refusals_to_report(now=30) is None
+
+
 def test_error_response_is_complete_json_and_closes() -> None:
     raw = error_response(503, "Service Unavailable", Refusal.TOTAL.value)
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -275,7 +288,9 @@ async def refused_with(stream: trio.SocketStream, raw: bytes) -> str:
     return detail
 
 
-async def test_per_address_cap_refuses_the_excess_with_503(tmp_path: Path) -> None:
+async def test_per_address_cap_refuses_the_excess_with_503(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with running(tmp_path, MAX_CONNECTIONS_PER_ADDRESS="2", MAX_CONNECTIONS="10",
                        HTTP_KEEP_ALIVE_TIMEOUT="30") as port:
         held = [await connect(port), await connect(port)]
@@ -286,6 +301,8 @@ async def test_per_address_cap_refuses_the_excess_with_503(tmp_path: Path) -> No
         assert await refused_with(await connect(port), ws_upgrade("/ws/datapoints/stream")) \
             == too_many
         assert (await request(await connect(port, "127.0.0.2")))[0] == 200  # another address
+        assert "refused 1 connection(s) with 503 (Too many connections from this address.)" \
+            in caplog.text  # the second refusal, within 10 s, is not logged yet
 
         await held.pop().aclose()  # its slot comes back once the server sees it closed
         with trio.fail_after(10):

@@ -94,6 +94,8 @@ class ConnectionLimiter:
     open_total: int = 0
     refused: int = 0
     _by_address: dict[str, int] = attrs.field(factory=dict)
+    _reported: int = 0
+    _reported_at: float = -math.inf
 
     def admit(self, address: str) -> Refusal | None:
         """Count the connection in and return None, or return why it is refused (not counted)."""
@@ -120,6 +122,14 @@ class ConnectionLimiter:
 
     def open_from(self, address: str) -> int:
         return self._by_address.get(address, 0)
+
+    def refusals_to_report(self, now: float, every: float = 10.0) -> int | None:
+        """Refusals not yet reported, at most once per ``every`` seconds: operators hear that the
+        caps bite without one log line per refused connection."""
+        if self.refused == self._reported or now - self._reported_at < every:
+            return None
+        count, self._reported, self._reported_at = self.refused - self._reported, self.refused, now
+        return count
 
 
 def error_response(status: int, reason: str, detail: str) -> bytes:

@@ -12,6 +12,7 @@ graceful shutdown for its whole grace period. :func:`install` swaps in
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import h11
@@ -32,6 +33,8 @@ from webmacs.http.connection_limits import (
     error_response,
     phase_of,
 )
+
+log = logging.getLogger("webmacs.http")
 
 # A refused client gets this long to finish sending its request head (read so that closing
 # does not reset the connection before the 503 arrives) and to read the answer.
@@ -63,6 +66,11 @@ class GuardedTCPServer(TCPServer):
             return
         refusal = limiter.admit(address)
         if refusal is not None:
+            count = limiter.refusals_to_report(trio.current_time())
+            if count is not None:
+                log.warning("refused %d connection(s) with 503 (%s); open: %d, caps: %d per "
+                            "address, %d in all", count, refusal.value, limiter.open_total,
+                            limiter.per_address, limiter.total)
             await self._refuse(refusal)
             return
         try:
