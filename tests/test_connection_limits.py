@@ -210,6 +210,27 @@ async def test_a_connection_that_never_sends_is_closed_too(tmp_path: Path) -> No
         assert await closed_by_server(await connect(port)) == b""
 
 
+async def test_an_idle_http2_connection_is_closed_too(tmp_path: Path) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    async with running(tmp_path, HTTP_KEEP_ALIVE_TIMEOUT="0.5") as port:
+        stream = await connect(port)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "GET"), (":path", "/health"), (":scheme", "http"),
+                              (":authority", "test")], end_stream=True)
+        await stream.send_all(conn.data_to_send())
+        ended = False
+        with trio.fail_after(10):
+            while not ended:  # prior-knowledge HTTP/2: one whole response
+                for event in conn.receive_data(await stream.receive_some(65536)):
+                    ended = ended or isinstance(event, h2.events.StreamEnded)
+                await stream.send_all(conn.data_to_send())
+        await closed_by_server(stream)
+
+
 async def test_a_stalled_body_is_cut_after_the_body_timeout(tmp_path: Path) -> None:
     async with running(tmp_path, HTTP_BODY_TIMEOUT="0.5") as port:
         stream = await connect(port)

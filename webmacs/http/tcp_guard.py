@@ -168,7 +168,8 @@ class GuardedTCPServer(TCPServer):
         protocol = getattr(self, "protocol", None)
         h11_protocol = getattr(protocol, "protocol", None)
         if not isinstance(h11_protocol, H11Protocol):
-            return Phase.OTHER  # HTTP/2 (h2c): not covered by these timeouts
+            # HTTP/2 (h2c): only the keep-alive limit, on Hypercorn's word that no stream is open.
+            return Phase.IDLE if getattr(h11_protocol, "idle", False) else Phase.OTHER
         connection: Any = h11_protocol.connection
         their_state = getattr(connection, "their_state", None)  # None: a WebSocket
         if their_state is None:
