@@ -248,6 +248,11 @@ def test_explicit_key_writes_no_secret_file(tmp_path: Path) -> None:
         ("WS_HEARTBEAT_INTERVAL", "0"),
         ("WS_HEARTBEAT_INTERVAL", "-5"),
         ("WS_ANONYMOUS_TELEMETRY", "maybe"),
+        ("HTTP_KEEP_ALIVE_TIMEOUT", "0"),
+        ("HTTP_HEADER_TIMEOUT", "soon"),
+        ("HTTP_BODY_TIMEOUT", "-1"),
+        ("MAX_CONNECTIONS", "0"),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "many"),
     ],
 )
 def test_invalid_value_names_the_variable(tmp_path: Path, name: str, value: str) -> None:
@@ -378,3 +383,28 @@ def test_a_bad_cidr_stops_startup_with_one_line(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith("WS_ANONYMOUS_TELEMETRY_NETWORKS: '10.0.0.300/8' is not a network")
     assert "\n" not in message
+# ------------------------------------------------------------------ connection limits
+
+
+def test_connection_limit_defaults(tmp_path: Path) -> None:
+    s = load(tmp_path)
+    assert (s.http_keep_alive_timeout, s.http_header_timeout, s.http_body_timeout) == (10, 10, 30)
+    # loadgen runs ~500 subscribers plus REST clients from one address: all admitted.
+    assert s.max_connections_per_address == 1024
+    assert s.max_connections == 4096
+
+
+def test_connection_limits_are_read(tmp_path: Path) -> None:
+    s = load(tmp_path, HTTP_KEEP_ALIVE_TIMEOUT="2.5", HTTP_HEADER_TIMEOUT="3",
+             HTTP_BODY_TIMEOUT="60", MAX_CONNECTIONS="100", MAX_CONNECTIONS_PER_ADDRESS="7")
+    assert (s.http_keep_alive_timeout, s.http_header_timeout, s.http_body_timeout) == (2.5, 3, 60)
+    assert (s.max_connections, s.max_connections_per_address) == (100, 7)
+
+
+def test_per_address_cap_defaults_to_at_most_the_total(tmp_path: Path) -> None:
+    assert load(tmp_path, MAX_CONNECTIONS="300").max_connections_per_address == 300
+
+
+def test_per_address_cap_above_the_total_fails(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="MAX_CONNECTIONS_PER_ADDRESS must be between 1 and 300"):
+        load(tmp_path, MAX_CONNECTIONS="300", MAX_CONNECTIONS_PER_ADDRESS="301")

@@ -19,9 +19,10 @@ from hypercorn.logging import Logger as HyperLogger
 from hypercorn.trio import serve as hypercorn_serve
 
 from webmacs.actors.tree import ActorTree, open_actor_tree
-from webmacs.http import ws_activity
+from webmacs.http import tcp_guard, ws_activity
 from webmacs.http.access_log import claim_line
 from webmacs.http.app import create_app
+from webmacs.http.connection_limits import ConnectionLimiter, ReadTimeouts
 from webmacs.services import Services, open_services
 from webmacs.settings import Settings, startup_warnings
 
@@ -56,7 +57,7 @@ class RedactingLogger(HyperLogger):
 
 
 def hypercorn_config(settings: Settings, access_log: bool) -> HyperConfig:
-    config = ws_activity.TcpTimeoutConfig()
+    config = tcp_guard.GuardedConfig()
     # A peer that acknowledges nothing for this long (e.g. a browser that stopped reading and
     # filled its window) is aborted by the kernel: that releases a send Hypercorn cannot cancel.
     config.tcp_user_timeout_ms = TCP_USER_TIMEOUT_MS
@@ -70,6 +71,14 @@ def hypercorn_config(settings: Settings, access_log: bool) -> HyperConfig:
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
     config.websocket_max_message_size = 2 * 1024 * 1024  # larger frames: close 1009 (§5.2)
     config.websocket_ping_interval = settings.ws_heartbeat_interval
+    # No connection is held for ever: idle, slow-head and stalled-body limits, and caps
+    # (webmacs/http/tcp_guard.py; Hypercorn's own keep-alive timer does not run under Quart-Trio).
+    config.keep_alive_timeout = settings.http_keep_alive_timeout
+    config.read_timeouts = ReadTimeouts(keep_alive=settings.http_keep_alive_timeout,
+                                        header=settings.http_header_timeout,
+                                        body=settings.http_body_timeout)
+    config.connection_limiter = ConnectionLimiter(per_address=settings.max_connections_per_address,
+                                                  total=settings.max_connections)
     return config
 
 
@@ -105,6 +114,7 @@ async def serve(
     for note in startup_warnings(settings):
         log.warning(note)
     ws_activity.install()
+    tcp_guard.install()
     http_stop, http_done = trio.Event(), trio.Event()
     async with open_services(settings) as svc, trio.open_nursery() as nursery:
         if install_signal_handlers:

@@ -62,6 +62,11 @@ class Settings:
     # None = auto: Secure when the login request itself came over TLS.
     session_cookie_secure: bool | None = None
     ws_anonymous_telemetry_networks: tuple[Network, ...] = ()
+    http_keep_alive_timeout: float = 10.0
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    max_connections_per_address: int = 1024
+    max_connections: int = 4096
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -302,6 +307,9 @@ def load_settings(
         intervals[name] = raw or default
 
     host = env.get("HOST", "").strip() or "127.0.0.1"
+    max_connections = _int(env, "MAX_CONNECTIONS", 4096, 1, 1_000_000)
+    per_address = _int(env, "MAX_CONNECTIONS_PER_ADDRESS", min(1024, max_connections), 1,
+                       max_connections)
     return Settings(
         database_url=database_url,
         storage_backend=backend,
@@ -333,6 +341,11 @@ def load_settings(
         trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         session_cookie_secure=_auto_bool(env, "SESSION_COOKIE_SECURE"),
         ws_anonymous_telemetry_networks=_networks(env, "WS_ANONYMOUS_TELEMETRY_NETWORKS"),
+        http_keep_alive_timeout=_float(env, "HTTP_KEEP_ALIVE_TIMEOUT", 10.0, 0.1, 3600.0),
+        http_header_timeout=_float(env, "HTTP_HEADER_TIMEOUT", 10.0, 0.1, 3600.0),
+        http_body_timeout=_float(env, "HTTP_BODY_TIMEOUT", 30.0, 0.1, 3600.0),
+        max_connections_per_address=per_address,
+        max_connections=max_connections,
     )
 
 
