@@ -80,7 +80,7 @@ class DirectSender:
         raw = getattr(getattr(server, "stream", None), "socket", None)
         plain = server is not None and not hasattr(server.stream, "transport_stream")
         self._server = server if plain and raw is not None else None
-        self._fd = raw.fileno() if plain and raw is not None else -1
+        self._socket: Any = raw
 
     async def send(self, payload: bytes) -> bool:
         server, stream = self._server, self._stream
@@ -94,9 +94,14 @@ class DirectSender:
             return False
         broken = False
         try:
+            # The descriptor is read now, never cached: a closed socket reports -1, and a number
+            # kept from before could by now belong to another connection.
+            fd = self._socket.fileno()
+            if fd < 0:
+                return False
             data = text_frame_header(len(payload)) + payload
             try:
-                sent = os.write(self._fd, data)
+                sent = os.write(fd, data)
             except BlockingIOError:
                 sent = 0
             except OSError:
