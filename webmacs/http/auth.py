@@ -6,13 +6,14 @@ from typing import Any
 
 from quart import Blueprint, request
 
+from webmacs.http.bodies import LOGIN
 from webmacs.http.context import services
 from webmacs.http.errors import ApiError
 from webmacs.http.guards import authenticate, bearer_token
 from webmacs.http.requests import json_body
 from webmacs.http.responses import json_response, success, user_json
 from webmacs.http.routing import route
-from webmacs.validation import Fields
+from webmacs.validation import read_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 INVALID_LOGIN = "Invalid email or password."
@@ -20,12 +21,9 @@ INVALID_LOGIN = "Invalid email or password."
 
 @route(bp, "/login", ["POST"])
 async def login() -> Any:
-    fields = Fields(await json_body())
-    email = fields.email("email")
-    # No length cap here: an over-long password can never match, but is no malformed request.
-    password = fields.password("password", min_len=1, max_bytes=None)
-    fields.check()
-    assert email is not None and password is not None
+    # No length cap on the password: an over-long one can never match, but is no malformed request.
+    body = read_body(LOGIN, await json_body())
+    email, password = body["email"], body["password"]
     svc = services()
     user = await svc.repos.users.get_by_email(email)
     if user is None:
