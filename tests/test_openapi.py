@@ -18,7 +18,7 @@ from conftest import bearer, create_event, create_user
 
 from webmacs import __version__
 from webmacs.http.openapi import docs_page, openapi_document
-from webmacs.http.requests import MAX_PAGE_SIZE
+from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
 
 DOC = openapi_document(__version__)
@@ -250,7 +250,8 @@ def test_pagination_and_datapoint_filters() -> None:
         if not schema.get("$ref", "").endswith("Page"):
             continue
         params = {p["name"]: p for p in op["parameters"]}
-        assert params["page"]["schema"] == {"type": "integer", "minimum": 1, "default": 1}, path
+        assert params["page"]["schema"] == {
+            "type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}, path
         assert params["page_size"]["schema"] == {
             "type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": 25}, path
         assert "422" in op["responses"]

@@ -26,11 +26,17 @@ from webmacs.http.datapoints import (
     alias_conflict,
 )
 from webmacs.http.guards import ADMIN_REQUIRED, AUTH_REQUIRED, INVALID_TOKEN, REVOKED, USER_NOT_FOUND
-from webmacs.http.requests import MAX_PAGE_SIZE
+from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
 from webmacs.readings import VALUE_INVALID
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
 from webmacs.storage.sql.datapoints import EVENT_NOT_FOUND
-from webmacs.validation import DECIMAL_PATTERN, EMAIL_MAX_LEN, EMAIL_PATTERN, NO_NUL_PATTERN
+from webmacs.validation import (
+    DECIMAL_PATTERN,
+    EMAIL_MAX_LEN,
+    EMAIL_PATTERN,
+    NO_NUL_PATTERN,
+    TIMESTAMP_MSG,
+)
 
 Schema = dict[str, Any]
 
@@ -139,7 +145,7 @@ def obj(props: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) 
 
 
 def page_of(item: str) -> Schema:
-    return obj({"page": integer(1), "page_size": integer(1, MAX_PAGE_SIZE),
+    return obj({"page": integer(1, MAX_PAGE), "page_size": integer(1, MAX_PAGE_SIZE),
                 "total": integer(0, description="Every matching row, filters applied."),
                 "data": {"type": "array", "items": ref(item)}},
                ("page", "page_size", "total", "data"))
@@ -177,8 +183,8 @@ def written(message: str, created: bool = False) -> dict[str, Schema]:
 # ------------------------------------------------------------------------------ components
 
 ENUMS = {EVENT_TYPES: "EventType", LOGGING_TYPES: "LoggingType", STATUS_TYPES: "StatusType"}
-TIMESTAMP_INPUT = ("ISO 8601 with an offset (`Z` or `±hh:mm`), years 0001..9999, seconds 00..59. "
-                   "Fractions beyond microseconds are truncated.")
+TIMESTAMP_INPUT = ("ISO 8601 with an offset (`Z` or `±hh:mm`), seconds 00..59, years 0001..9999 also "
+                   "once converted to UTC. Fractions beyond microseconds are truncated.")
 
 
 def field_schema(spec: FieldSpec) -> Schema:
@@ -225,8 +231,8 @@ DATAPOINT_CREATE = obj(
                                   description=f"Measurement time. {TIMESTAMP_INPUT} Default (also for "
                                               "null): arrival time."))},
     ("value", "event_public_id"),
-    description=rules_text((VALUE_INVALID,)) + " That is a value beyond double range (`1e400`), "
-                "also when written as a string.",
+    description=rules_text((VALUE_INVALID, TIMESTAMP_MSG)) + ": a value beyond double range (`1e400`, "
+                "also when written as a string), a timestamp outside years 0001..9999 in UTC.",
     examples=[{"value": 21.5, "event_public_id": EXAMPLE_ID}],
 )
 
@@ -403,7 +409,8 @@ def _parameter_table() -> dict[str, Schema]:
     return {
         "PublicId": {"name": "public_id", "in": "path", "required": True, "schema": string(),
                      "description": "The object's `public_id`. Opaque: an unknown id gives 404."},
-        "Page": query("page", integer(1, default=1), "Page number, from 1."),
+        "Page": query("page", integer(1, MAX_PAGE, default=1), "Page number, from 1. Beyond the last "
+                                                              "page: 200 with `data` empty."),
         "PageSize": query("page_size", integer(1, MAX_PAGE_SIZE, default=25),
                           f"Items per page, 1..{MAX_PAGE_SIZE}."),
         "EventPublicId": query("event_public_id", string(), "Only this event's datapoints."),
@@ -427,9 +434,11 @@ PAGING = ("Page", "PageSize")
 ID = ("PublicId",)
 
 
+# A timestamp valid as RFC 3339 text may still fall outside years 1..9999 in UTC (or name second 60).
 BODY_RULES = {spec.name: spec.rules for spec in BODIES} | {
-    "DatapointCreate": (VALUE_INVALID,), "DatapointBatch": (EVENT_NOT_FOUND, VALUE_INVALID),
-    "SeriesRequest": SERIES_RULES}
+    "DatapointCreate": (VALUE_INVALID, TIMESTAMP_MSG),
+    "DatapointBatch": (EVENT_NOT_FOUND, VALUE_INVALID, TIMESTAMP_MSG),
+    "SeriesRequest": (*SERIES_RULES, TIMESTAMP_MSG)}
 
 
 def validation_failed(rules: tuple[str, ...]) -> Schema:
@@ -584,7 +593,7 @@ def _datapoint_paths() -> dict[str, Schema]:
                       params=(*PAGING, "EventPublicId", "EventId", "ExperimentPublicId", "ExperimentId",
                               "Since", "Until"),
                       rules=(alias_conflict("event_public_id", "event_id"),
-                             alias_conflict("experiment_public_id", "experiment_id")),
+                             alias_conflict("experiment_public_id", "experiment_id"), TIMESTAMP_MSG),
                       description="Filters combine with AND. An unknown id gives an empty page."),
             "post": op("createDatapoint", "datapoints", "Create datapoint",
                        written("Datapoint successfully created.", created=True) | {"404": detail_error(

@@ -13,6 +13,8 @@ from webmacs.validation import FieldError, ValidationFailed, query_int
 MALFORMED = FieldError(("body",), "Malformed JSON body.", "json_invalid")
 MISSING_BODY = FieldError(("body",), "Field required.", "missing")
 MAX_PAGE_SIZE = 1000
+# Offsets and page numbers must fit the database's and the JSON encoder's 64-bit integers.
+MAX_PAGE = (2**63 - 1) // MAX_PAGE_SIZE
 
 
 def parse_json(raw: bytes) -> Any:
@@ -43,6 +45,6 @@ async def json_body(required: bool = True) -> Any:
 
 
 def pagination() -> tuple[int, int]:
-    page = query_int(request.args, "page", 1, 1)
+    page = query_int(request.args, "page", 1, 1, MAX_PAGE)
     size = query_int(request.args, "page_size", 25, 1, MAX_PAGE_SIZE)
     return page, size
