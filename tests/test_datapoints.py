@@ -201,6 +201,9 @@ async def test_create_is_visible_to_the_next_request(
         ("-2.5e3", -2500.0),
         ("17", 17.0),
         ("1E2", 100.0),
+        (" +.5e3 ", 500.0),
+        # Whitespace that float() itself refuses: was a 500 (ValueError), found by the schema fuzzer.
+        ("\x1c1\x1f", 1.0),
     ],
 )
 async def test_value_number_or_numeric_string(
@@ -218,6 +221,7 @@ async def test_value_number_or_numeric_string(
     [
         "NaN", "nan", "Infinity", "-Infinity", "inf", "-inf", "1e400", "-1e400",
         True, False, None, "abc", "", " ", "1,5", "0x10", "1.0.0", [1.0], {"v": 1.0},
+        "\u0663", "\ufeff1",  # ASCII digits and the documented pattern's whitespace only
     ],
 )
 async def test_value_rejected(
@@ -627,6 +631,8 @@ async def test_list_pagination_shape_and_total(client: Any, admin_headers: H, ev
         ("page_size=0", ["query", "page_size"]),
         ("page_size=1001", ["query", "page_size"]),
         ("page_size=1.5", ["query", "page_size"]),
+        # beyond 64 bits: was a 500 (orjson cannot encode the echoed page), found by the fuzzer
+        (f"page={10**30}", ["query", "page"]),
     ],
 )
 async def test_list_bad_pagination(client: Any, admin_headers: H, query: str, loc: list[str]) -> None:

@@ -17,9 +17,13 @@ import pytest
 from conftest import bearer, create_event, create_user
 
 from webmacs import __version__
+from webmacs.fieldspec import BodySpec, FieldSpec
+from webmacs.http.bodies import BODIES
+from webmacs.http.errors import RANGE_ERROR
 from webmacs.http.openapi import docs_page, openapi_document
-from webmacs.http.requests import MAX_PAGE_SIZE
+from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
+from webmacs.validation import Fields
 
 DOC = openapi_document(__version__)
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -250,7 +254,8 @@ def test_pagination_and_datapoint_filters() -> None:
         if not schema.get("$ref", "").endswith("Page"):
             continue
         params = {p["name"]: p for p in op["parameters"]}
-        assert params["page"]["schema"] == {"type": "integer", "minimum": 1, "default": 1}, path
+        assert params["page"]["schema"] == {
+            "type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}, path
         assert params["page_size"]["schema"] == {
             "type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": 25}, path
         assert "422" in op["responses"]
@@ -446,3 +451,67 @@ async def test_live_answers_match_the_document(client: Any, admin_headers: dict[
 @pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/datapoints/latest", "/api/v1/logs"])
 async def test_401_is_documented_with_its_header(client: Any, path: str) -> None:
     await call(client, "get", path, 401, headers={"Authorization": "Bearer garbage"})
+
+
+# ---------------------------------------------------------------------------- one source of limits
+
+
+def probes(spec: FieldSpec) -> list[Any]:
+    """Values around each limit of a field, plus the wrong types."""
+    if spec.kind in ("text", "password"):
+        low, high = spec.min_len, spec.max_len or spec.max_bytes or 80
+        return ["", "x" * max(low - 1, 0), "x" * low, "x" * high, "x" * (high + 1),
+                "a\x00" + "x" * low, "é" * (high // 2 + 1), "😀" * low, 5, None]
+    if spec.kind == "email":
+        return ["a@b", "root@localhost", "a b@c", "a@\x1c", "a@\u3000", "a@b@c", "@x", "x@", "a@b\x00",
+                "a@\ufeff", "x" * 253 + "@b", "x" * 254 + "@b", 7, None]
+    if spec.kind == "number":
+        return [1.5, -3, 1e308, "1", True, None]
+    if spec.kind == "boolean":
+        return [True, False, 1, "true", None]
+    assert spec.kind == "choice"
+    return [*spec.options, "nope", 1, None]
+
+
+@pytest.mark.parametrize("body", BODIES, ids=lambda b: b.name)
+def test_body_schemas_and_validators_agree(body: BodySpec) -> None:
+    """Each body is rendered from the declaration the validator reads, so both judge every probe
+    alike, except for the cross-field rules, which the schema quotes instead."""
+    schema = DOC["components"]["schemas"][body.name]
+    assert list(schema["properties"]) == [f.name for f in body.fields]
+    assert schema.get("required", []) == list(body.required)
+    for rule in body.rules:
+        assert f"`{rule}`" in schema["description"], rule
+    for spec in body.fields:
+        prop = schema["properties"][spec.name]
+        required = spec.name in body.required
+        for value in probes(spec):
+            fields = Fields({spec.name: value})
+            fields.read(spec, required=required)
+            refused = [e.msg for e in fields.errors]
+            invalid = violations(prop, value)
+            if refused and not invalid:
+                assert set(refused) <= set(body.rules), (body.name, spec.name, value, refused)
+            else:
+                assert bool(refused) == bool(invalid), (body.name, spec.name, value, refused, invalid)
+
+
+def test_cross_field_rules_are_quoted_in_the_422s() -> None:
+    paths = DOC["paths"]
+    for path, method, rule in [
+        ("/api/v1/events", "post", RANGE_ERROR.msg),
+        ("/api/v1/events/{public_id}", "put", RANGE_ERROR.msg),
+        ("/api/v1/users", "post", "Password must be at most 72 bytes (UTF-8)."),
+        ("/api/v1/datapoints/series", "post", "'since' must be before 'until'."),
+        ("/api/v1/datapoints/series", "post", "Give 'minutes' or 'since'."),
+        ("/api/v1/datapoints", "get", "'event_id' and 'event_public_id' disagree; send one of them."),
+        ("/api/v1/datapoints/batch", "post", "Event not found."),
+    ]:
+        assert f"`{rule}`" in deref(paths[path][method]["responses"]["422"])["description"], (path, rule)
+
+
+def test_websocket_text_says_what_the_server_does() -> None:
+    """Refusals are always 401 and 1008 is never sent (tests/test_websockets.py checks the server)."""
+    description = DOC["info"]["description"]
+    assert "403" not in description and "plain HTTP 401" in description
+    assert "1008 is not used" in description

@@ -108,6 +108,10 @@ async def test_minutes_window_ends_now(client: Any, admin_headers: dict[str, str
         ({"event_public_ids": ["x"], "minutes": 5, "max_points": 0}, ["body", "max_points"]),
         ({"event_public_ids": ["x"], "minutes": 5, "max_points": 10001}, ["body", "max_points"]),
         ({"event_public_ids": ["x"], "minutes": 5, "max_points": True}, ["body", "max_points"]),
+        ({"event_public_ids": ["x"], "minutes": 5, "max_points": 1.5}, ["body", "max_points"]),
+        # a window reaching before the year 1 was a 500 (OverflowError), found by the fuzzer
+        ({"event_public_ids": ["x"], "minutes": 10, "until": "0001-01-01T00:00:00Z"},
+         ["body", "minutes"]),
         ({"event_public_ids": ["x"]}, ["body"]),
         ({"event_public_ids": ["x"], "since": "2026-01-02T00:00:00Z",
           "until": "2026-01-01T00:00:00Z"}, ["body", "since"]),
@@ -119,6 +123,17 @@ async def test_bad_requests_are_422(
     resp = await client.post(SERIES, headers=admin_headers, json=payload)
     assert resp.status_code == 422
     assert [d["loc"] for d in (await resp.get_json())["detail"]] == [loc]
+
+
+@pytest.mark.parametrize("max_points", [466.0, None])
+async def test_max_points_may_be_an_integral_float_or_null(
+    client: Any, admin_headers: dict[str, str], max_points: float | None
+) -> None:
+    """JSON Schema counts ``466.0`` as an integer, and an optional field may be null (= default)."""
+    resp = await client.post(SERIES, headers=admin_headers,
+                             json={"event_public_ids": ["x"], "minutes": 5, "max_points": max_points})
+    assert resp.status_code == 200, await resp.get_data(as_text=True)
+    assert (await resp.get_json())["max_points"] == (466 if max_points else 1000)
 
 
 async def test_requires_a_token(client: Any) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from webmacs.fieldspec import BodySpec, FieldSpec
+
 _MISSING: Any = object()
 
 
@@ -40,18 +42,24 @@ class ValidationFailed(Exception):
         self.errors = errors
 
 
+# Python's str.isspace() set, spelled out so that Python and ECMA-262 (the regex dialect of JSON
+# Schema, which the API description shares) read the patterns below alike.
+SPACE_CLASS = r"\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_NOT_IN_EMAIL = rf"@\x00{SPACE_CLASS}"
+EMAIL_PATTERN = rf"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+$"
+EMAIL_MAX_LEN = 255
+_EMAIL = re.compile(EMAIL_PATTERN.removeprefix("^").removesuffix("$"))
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
 def normalise_email(value: str) -> str | None:
     """The contract's permissive rule: one ``@``, both sides non-empty, <= 255 chars, no whitespace.
 
     The domain is lower-cased; the local part is kept as given. Returns None when invalid.
     """
-    if not isinstance(value, str) or len(value) > 255 or value.count("@") != 1:
-        return None
-    if any(ch.isspace() for ch in value) or "\x00" in value:
+    if not isinstance(value, str) or len(value) > EMAIL_MAX_LEN or not _EMAIL.fullmatch(value):
         return None
     local, domain = value.split("@")
-    if not local or not domain:
-        return None
     return f"{local}@{domain.lower()}"
 
 
@@ -71,7 +79,10 @@ def new_public_id() -> str:
 
 # ---------------------------------------------------------------- numbers and times
 
-_DECIMAL = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+# ASCII digits only; surrounding whitespace is allowed and stripped before float() (which itself
+# refuses \x1c-\x1f although they are whitespace).
+DECIMAL_PATTERN = rf"^[{SPACE_CLASS}]*([+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)[{SPACE_CLASS}]*$"
+_DECIMAL = re.compile(DECIMAL_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def parse_value(raw: Any) -> float | None:
@@ -86,9 +97,10 @@ def parse_value(raw: Any) -> float | None:
     elif isinstance(raw, float):
         value = raw
     elif isinstance(raw, str):
-        if not _DECIMAL.fullmatch(raw):
+        match = _DECIMAL.fullmatch(raw)
+        if match is None:
             return None
-        value = float(raw)
+        value = float(match.group(1))
     else:
         return None
     return value if math.isfinite(value) else None
@@ -151,6 +163,8 @@ def utcnow() -> datetime:
 
 
 STRING_MSG = "Input should be a valid string."
+PASSWORD_MAX_BYTES = 72  # bcrypt's limit
+PASSWORD_TOO_LONG = f"Password must be at most {PASSWORD_MAX_BYTES} bytes (UTF-8)."
 TIMESTAMP_MSG = "Input should be an ISO 8601 timestamp with a UTC offset."
 
 
@@ -216,7 +230,8 @@ class Fields:
         return value
 
     def password(
-        self, name: str, *, required: bool = True, min_len: int = 8, max_bytes: int | None = 72
+        self, name: str, *, required: bool = True, min_len: int = 8,
+        max_bytes: int | None = PASSWORD_MAX_BYTES,
     ) -> str | None:
         """Like :meth:`string` but never echoes the input; bcrypt takes at most 72 bytes."""
         value: str | None = self._typed(name, required, _is_str, STRING_MSG, "string_type", echo=False)
@@ -226,7 +241,7 @@ class Fields:
             self.error(name, f"String should have at least {min_len} characters.", "string_too_short")
             return None
         if max_bytes is not None and len(value.encode("utf-8")) > max_bytes:
-            self.error(name, "Password must be at most 72 bytes (UTF-8).", "string_too_long")
+            self.error(name, f"Password must be at most {max_bytes} bytes (UTF-8).", "string_too_long")
             return None
         return value
 
@@ -281,9 +296,34 @@ class Fields:
             return None
         return value
 
+    def read(self, spec: FieldSpec, *, required: bool) -> Any:
+        """The field ``spec`` describes, by its kind and limits."""
+        name = spec.name
+        if spec.kind == "text":
+            return self.string(name, required=required, min_len=spec.min_len, max_len=spec.max_len)
+        if spec.kind == "password":
+            return self.password(name, required=required, min_len=spec.min_len, max_bytes=spec.max_bytes)
+        if spec.kind == "email":
+            return self.email(name, required=required)
+        if spec.kind == "number":
+            return self.number(name, required=required)
+        if spec.kind == "boolean":
+            return self.boolean(name, required=required)
+        if spec.kind == "choice":
+            return self.choice(name, spec.options, required=required)
+        return self.timestamp(name, required=required)
+
     def check(self) -> None:
         if self.errors:
             raise ValidationFailed(self.errors)
+
+
+def read_body(spec: BodySpec, data: Any) -> dict[str, Any]:
+    """Every field of ``spec`` (None when absent), or a 422 listing every problem."""
+    fields = Fields(data)
+    values = {f.name: fields.read(f, required=f.name in spec.required) for f in spec.fields}
+    fields.check()
+    return values
 
 
 _QUERY_INT = re.compile(r"[+-]?[0-9]+")

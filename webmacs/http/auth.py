@@ -6,6 +6,7 @@ from typing import Any
 
 from quart import Blueprint, request
 
+from webmacs.http.bodies import LOGIN
 from webmacs.http.client import requester_address
 from webmacs.http.context import services
 from webmacs.http.errors import ApiError, error_response
@@ -15,7 +16,7 @@ from webmacs.http.responses import json_response, success, user_json
 from webmacs.http.routing import route
 from webmacs.http.session_cookie import clear_session_cookie, cookie_secure, set_session_cookie
 from webmacs.login_throttle import TOO_MANY_LOGINS, Refused
-from webmacs.validation import Fields
+from webmacs.validation import read_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 INVALID_LOGIN = "Invalid email or password."
@@ -23,12 +24,9 @@ INVALID_LOGIN = "Invalid email or password."
 
 @route(bp, "/login", ["POST"])
 async def login() -> Any:
-    fields = Fields(await json_body())
-    email = fields.email("email")
-    # No length cap here: an over-long password can never match, but is no malformed request.
-    password = fields.password("password", min_len=1, max_bytes=None)
-    fields.check()
-    assert email is not None and password is not None
+    # No length cap on the password: an over-long one can never match, but is no malformed request.
+    body = read_body(LOGIN, await json_body())
+    email, password = body["email"], body["password"]
     svc = services()
     throttle = svc.login_throttle
     attempt = throttle.begin(email, requester_address(svc.settings.trusted_proxies))

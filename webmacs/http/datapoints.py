@@ -94,7 +94,23 @@ async def create_bulk() -> Any:
 
 MAX_SERIES_EVENTS = 100
 MAX_SERIES_POINTS = 10_000
+DEFAULT_SERIES_POINTS = 1000
 MAX_SERIES_MINUTES = 10 * 366 * 24 * 60
+SERIES_WINDOW_MISSING = "Give 'minutes' or 'since'."
+SERIES_EMPTY_WINDOW = "'since' must be before 'until'."
+SERIES_BEFORE_YEAR_1 = "'until' minus 'minutes' is before the year 1."
+SERIES_RULES = (SERIES_WINDOW_MISSING, SERIES_EMPTY_WINDOW, SERIES_BEFORE_YEAR_1)
+
+
+def _whole_number(value: Any) -> int | None:
+    """An integer, also written as an integral float (``466.0``: JSON Schema's integers include it)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def read_series_query(body: Any) -> SeriesQuery:
@@ -111,20 +127,25 @@ def read_series_query(body: Any) -> SeriesQuery:
                      "value_error", minutes)
     since = fields.timestamp("since", required=False)
     until = fields.timestamp("until", required=False)
-    points = fields.data.get("max_points", 1000)
-    if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= MAX_SERIES_POINTS:
+    raw_points = fields.data.get("max_points")
+    points = DEFAULT_SERIES_POINTS if raw_points is None else _whole_number(raw_points)
+    if points is None or not 1 <= points <= MAX_SERIES_POINTS:
         fields.error("max_points", f"Input should be an integer from 1 to {MAX_SERIES_POINTS}.",
-                     "int_range", points)
+                     "int_range", raw_points)
     fields.check()
     until = until or utcnow()
     if since is None:
         if minutes is None:
-            raise ValidationFailed([FieldError(("body",), "Give 'minutes' or 'since'.", "missing")])
-        since = until - timedelta(minutes=minutes)
+            raise ValidationFailed([FieldError(("body",), SERIES_WINDOW_MISSING, "missing")])
+        try:
+            since = until - timedelta(minutes=minutes)
+        except OverflowError:
+            raise ValidationFailed(
+                [FieldError(("body", "minutes"), SERIES_BEFORE_YEAR_1, "value_error", minutes)]
+            ) from None
     if since >= until:
-        raise ValidationFailed([FieldError(("body", "since"), "'since' must be before 'until'.",
-                                           "value_error")])
-    return SeriesQuery(tuple(dict.fromkeys(ids)), since, until, int(points))  # type: ignore[arg-type]
+        raise ValidationFailed([FieldError(("body", "since"), SERIES_EMPTY_WINDOW, "value_error")])
+    return SeriesQuery(tuple(dict.fromkeys(ids)), since, until, points)  # type: ignore[arg-type]
 
 
 @route(bp, "/series", ["POST"])
@@ -148,13 +169,15 @@ async def series() -> Any:
     })
 
 
+def alias_conflict(canonical: str, alias: str) -> str:
+    return f"'{alias}' and '{canonical}' disagree; send one of them."
+
+
 def _id_filter(canonical: str, alias: str) -> str | None:
     a, b = request.args.get(canonical), request.args.get(alias)
     if a is not None and b is not None and a != b:
-        raise ValidationFailed([FieldError(
-            ("query", alias), f"'{alias}' and '{canonical}' disagree; send one of them.",
-            "value_error", b,
-        )])
+        raise ValidationFailed([FieldError(("query", alias), alias_conflict(canonical, alias),
+                                           "value_error", b)])
     return a if a is not None else b
 
 

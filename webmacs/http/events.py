@@ -6,29 +6,21 @@ from typing import Any
 
 from quart import Blueprint
 
+from webmacs.http.bodies import EVENT_CREATE, EVENT_UPDATE
 from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
 from webmacs.http.guards import current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import event_json, json_response, page_body, success
 from webmacs.http.routing import route
-from webmacs.storage.records import EVENT_TYPES, EventFields
-from webmacs.validation import Fields, is_public_id
+from webmacs.storage.records import EventFields
+from webmacs.validation import is_public_id, read_body
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1/events")
 
 
 def read_event_fields(body: Any, required: bool) -> EventFields:
-    fields = Fields(body)
-    result = EventFields(
-        name=fields.string("name", required=required, min_len=1, max_len=255),
-        min_value=fields.number("min_value", required=required),
-        max_value=fields.number("max_value", required=required),
-        unit=fields.string("unit", required=required, min_len=1, max_len=255),
-        type=fields.choice("type", EVENT_TYPES, required=required),
-    )
-    fields.check()
-    return result
+    return EventFields(**read_body(EVENT_CREATE if required else EVENT_UPDATE, body))
 
 
 @route(bp, "", ["GET"])

@@ -9,6 +9,7 @@ from quart import Blueprint, Response
 
 from webmacs.actors.exporter import EXPORT_CHUNKS_IN_FLIGHT, ExportOutcome, run_export, stream_body
 from webmacs.csv_export import content_disposition
+from webmacs.http.bodies import EXPERIMENT_CREATE, EXPERIMENT_UPDATE
 from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
 from webmacs.http.guards import current_user
@@ -16,7 +17,7 @@ from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import experiment_json, json_response, page_body, success
 from webmacs.http.routing import route
 from webmacs.storage.sql.export import header_line
-from webmacs.validation import Fields, is_public_id
+from webmacs.validation import is_public_id, read_body
 
 bp = Blueprint("experiments", __name__, url_prefix="/api/v1/experiments")
 
@@ -32,10 +33,7 @@ async def list_experiments() -> Any:
 @route(bp, "", ["POST"])
 async def create_experiment() -> Any:
     user = await current_user()
-    fields = Fields(await json_body())
-    name = fields.string("name", min_len=1, max_len=255)
-    fields.check()
-    assert name is not None
+    name = read_body(EXPERIMENT_CREATE, await json_body())["name"]
     record = await tree().create_experiment(name, user.public_id)
     return success("Experiment successfully created.", 201, public_id=record.public_id)
 
@@ -53,9 +51,7 @@ async def get_experiment(public_id: str) -> Any:
 @route(bp, "/<public_id>", ["PUT"])
 async def rename_experiment(public_id: str) -> Any:
     await current_user()
-    fields = Fields(await json_body())
-    name = fields.string("name", required=False, min_len=1, max_len=255)
-    fields.check()
+    name = read_body(EXPERIMENT_UPDATE, await json_body())["name"]
     repo = services().repos.experiments
     if not is_public_id(public_id) or not await repo.rename(public_id, name):
         raise not_found("Experiment", public_id)

@@ -6,14 +6,14 @@ from typing import Any
 
 from quart import Blueprint
 
+from webmacs.http.bodies import LOG_CREATE, LOG_UPDATE
 from webmacs.http.context import services
 from webmacs.http.errors import not_found
 from webmacs.http.guards import current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import json_response, log_entry_json, page_body, success
 from webmacs.http.routing import route
-from webmacs.storage.records import LOGGING_TYPES, STATUS_TYPES
-from webmacs.validation import Fields, is_public_id
+from webmacs.validation import is_public_id, read_body
 
 
 def make_blueprint(name: str, prefix: str) -> Blueprint:
@@ -29,12 +29,10 @@ def make_blueprint(name: str, prefix: str) -> Blueprint:
     @route(bp, "", ["POST"])
     async def create_entry() -> Any:
         user = await current_user()
-        fields = Fields(await json_body())
-        content = fields.string("content", min_len=1, max_len=500)
-        logging_type = fields.choice("logging_type", LOGGING_TYPES, required=False) or "info"
-        fields.check()
-        assert content is not None
-        record = await services().repos.logs.create(content, logging_type, user.public_id)
+        body = read_body(LOG_CREATE, await json_body())
+        record = await services().repos.logs.create(
+            body["content"], body["logging_type"] or "info", user.public_id
+        )
         return success("Log entry successfully created.", 201, public_id=record.public_id)
 
     @route(bp, "/<public_id>", ["GET"])
@@ -48,12 +46,11 @@ def make_blueprint(name: str, prefix: str) -> Blueprint:
     @route(bp, "/<public_id>", ["PUT"])
     async def update_entry(public_id: str) -> Any:
         await current_user()
-        fields = Fields(await json_body())
-        status_type = fields.choice("status_type", STATUS_TYPES, required=False)
-        content = fields.string("content", required=False, min_len=1, max_len=500)
-        fields.check()
+        body = read_body(LOG_UPDATE, await json_body())
         repo = services().repos.logs
-        if not is_public_id(public_id) or not await repo.update(public_id, status_type, content):
+        if not is_public_id(public_id) or not await repo.update(
+            public_id, body["status_type"], body["content"]
+        ):
             raise not_found("LogEntry", public_id)
         return success("LogEntry successfully updated.")
 

@@ -14,11 +14,30 @@ import re
 from typing import Any
 
 from webmacs.csv_export import HEADER as CSV_HEADER
+from webmacs.fieldspec import BodySpec, FieldSpec
 from webmacs.http.auth import INVALID_LOGIN
+from webmacs.http.bodies import BODIES
+from webmacs.http.datapoints import (
+    DEFAULT_SERIES_POINTS,
+    MAX_SERIES_EVENTS,
+    MAX_SERIES_MINUTES,
+    MAX_SERIES_POINTS,
+    SERIES_RULES,
+    alias_conflict,
+)
 from webmacs.http.guards import ADMIN_REQUIRED, AUTH_REQUIRED, INVALID_TOKEN, REVOKED, USER_NOT_FOUND
-from webmacs.http.requests import MAX_PAGE_SIZE
+from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
 from webmacs.login_throttle import TOO_MANY_LOGINS
+from webmacs.readings import VALUE_INVALID
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
+from webmacs.storage.sql.datapoints import EVENT_NOT_FOUND
+from webmacs.validation import (
+    DECIMAL_PATTERN,
+    EMAIL_MAX_LEN,
+    EMAIL_PATTERN,
+    NO_NUL_PATTERN,
+    TIMESTAMP_MSG,
+)
 
 Schema = dict[str, Any]
 
@@ -52,9 +71,11 @@ with a stable order; `/datapoints/latest` is a bare array.
 
 OpenAPI cannot describe WebSockets, so here they are in words. Both take the token as `?token=<jwt>` \
 or as an `Authorization: Bearer` header; without either, the `webmacs_session` cookie set by login counts, \
-but only when the upgrade's `Origin` is the server's own or one of `CORS_ORIGINS` (else 403). \
-It is checked before the upgrade: a missing or bad token gets a \
-plain HTTP 401 (or 403) with a `detail`, never an accepted-then-closed socket.
+but only when the upgrade's `Origin` is the server's own or one of `CORS_ORIGINS`. It is checked before the \
+upgrade: a missing, invalid, revoked or orphaned token gets a plain HTTP 401 with a `detail` (the strings of \
+the REST 401), a cookie from a foreign or missing `Origin` a 403 `Origin not allowed.`, an invalid \
+`controller_id` a 422; never an accepted-then-closed socket. During shutdown the handshake gets 503 \
+`Server shutting down.`, and beyond the connection caps 503.
 
 - `/ws/controller/telemetry` (controller → server): send `{"seq": 42, "datapoints": [DatapointCreate, …]}` \
 (`seq` optional). With `seq`, the server replies after commit with \
@@ -70,8 +91,9 @@ an invalid id is refused before the upgrade with 422.
 `{"type": "lag", "dropped": N}` after drops. `{"type": "ping"}` is answered with `{"type": "pong"}`. \
 Optional filters: `event_public_id` (repeatable) and `experiment_public_id`.
 - The server pings every `WS_HEARTBEAT_INTERVAL` seconds; a peer silent for two intervals is closed (1011). \
-Close codes: 1001 shutdown, 1008 token revoked or user deleted, 1009 frame too big, \
-1011 heartbeat timeout or internal error, 1013 stuck subscriber.
+Close codes: 1000 normal end, 1001 shutdown, 1009 frame too big, \
+1011 heartbeat timeout or internal error, 1013 stuck subscriber. 1008 is not used: an open connection \
+keeps running after its token is revoked or its user deleted.
 """
 
 TAGS = [
@@ -129,15 +151,8 @@ def obj(props: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) 
     return schema
 
 
-def updatable(create: Schema, example: Schema, **extra: Any) -> Schema:
-    """The PUT body of a create schema: every field optional, and ``null`` means "unchanged"."""
-    props = {name: nullable({k: v for k, v in s.items() if k != "default"})
-             for name, s in create["properties"].items()}
-    return obj(props, examples=[example], **extra)
-
-
 def page_of(item: str) -> Schema:
-    return obj({"page": integer(1), "page_size": integer(1, MAX_PAGE_SIZE),
+    return obj({"page": integer(1, MAX_PAGE), "page_size": integer(1, MAX_PAGE_SIZE),
                 "total": integer(0, description="Every matching row, filters applied."),
                 "data": {"type": "array", "items": ref(item)}},
                ("page", "page_size", "total", "data"))
@@ -174,35 +189,59 @@ def written(message: str, created: bool = False) -> dict[str, Schema]:
 
 # ------------------------------------------------------------------------------ components
 
-USER_CREATE = obj(
-    {"email": ref("Email"), "username": string(2, 50),
-     "password": string(8, 72, description="At least 8 characters and at most 72 bytes of UTF-8 "
-                                           "(bcrypt). Never echoed back, not even in a 422."),
-     "admin": {"type": "boolean", "default": False, "description": "An extension; default false."}},
-    ("email", "username", "password"),
-    examples=[{"email": "operator@lab.local", "username": "operator", "password": "change-me-123"}],
-)
-EVENT_CREATE = obj(
-    {"name": string(1, 255, description="Unique (exact match)."),
-     "min_value": {"type": "number", "description": "Finite; at most `max_value`."},
-     "max_value": {"type": "number", "description": "Finite; at least `min_value`."},
-     "unit": string(1, 255), "type": ref("EventType")},
-    ("name", "min_value", "max_value", "unit", "type"),
-    description="`min_value` > `max_value` → 422 with `loc` `[\"body\"]`.",
-    examples=[{"name": "Temperature Reactor", "min_value": 0, "max_value": 150, "unit": "°C",
-               "type": "sensor"}],
-)
-EXPERIMENT_CREATE = obj({"name": string(1, 255, description="Unique.")}, ("name",),
-                        examples=[{"name": "Run 42"}])
+ENUMS = {EVENT_TYPES: "EventType", LOGGING_TYPES: "LoggingType", STATUS_TYPES: "StatusType"}
+TIMESTAMP_INPUT = ("ISO 8601 with an offset (`Z` or `±hh:mm`), seconds 00..59, years 0001..9999 also "
+                   "once converted to UTC. Fractions beyond microseconds are truncated.")
+
+
+def field_schema(spec: FieldSpec) -> Schema:
+    """The JSON Schema of one request field, from the declaration the validator reads."""
+    schema: Schema
+    if spec.kind == "text":
+        schema = string(spec.min_len or None, spec.max_len, pattern=NO_NUL_PATTERN)
+    elif spec.kind == "password":
+        # More characters than bytes is impossible, so the byte cap also bounds the length.
+        schema = string(spec.min_len or None, spec.max_len or spec.max_bytes)
+    elif spec.kind == "email":
+        schema = ref("Email")
+    elif spec.kind == "number":
+        schema = {"type": "number"}
+    elif spec.kind == "boolean":
+        schema = {"type": "boolean"}
+    elif spec.kind == "choice":
+        schema = ref(ENUMS[spec.options]) if spec.options in ENUMS else {"enum": list(spec.options)}
+    else:
+        schema = string(format="date-time", description=TIMESTAMP_INPUT)
+    return {**schema, "description": spec.description} if spec.description else schema
+
+
+def rules_text(rules: tuple[str, ...]) -> str:
+    """Cross-field rules in words, each with the exact ``msg`` of its 422."""
+    return "Also refused with 422, for rules JSON Schema cannot state: " + "; ".join(
+        f"`{rule}`" for rule in rules)
+
+
+def body_schema(spec: BodySpec) -> Schema:
+    """A request body: required fields as declared; optional ones also take ``null`` (= absent)."""
+    props = {f.name: field_schema(f) if f.name in spec.required else nullable(field_schema(f))
+             for f in spec.fields}
+    description = " ".join(filter(None, (spec.description, rules_text(spec.rules) if spec.rules else "")))
+    extra: Schema = {"description": description} if description else {}
+    if spec.example is not None:
+        extra["examples"] = [dict(spec.example)]
+    return obj(props, spec.required, **extra)
+
+
 DATAPOINT_CREATE = obj(
     {"value": ref("DatapointValue"), "event_public_id": string(description="The event's public_id."),
-     "timestamp": string(format="date-time", description="Measurement time, ISO 8601 with an offset "
-                                                         "(`Z` or `±hh:mm`). Default: arrival time.")},
+     "timestamp": nullable(string(format="date-time",
+                                  description=f"Measurement time. {TIMESTAMP_INPUT} Default (also for "
+                                              "null): arrival time."))},
     ("value", "event_public_id"),
+    description=rules_text((VALUE_INVALID, TIMESTAMP_MSG)) + ": a value beyond double range (`1e400`, "
+                "also when written as a string), a timestamp outside years 0001..9999 in UTC.",
     examples=[{"value": 21.5, "event_public_id": EXAMPLE_ID}],
 )
-LOG_CREATE = obj({"content": string(1, 500), "logging_type": ref("LoggingType")}, ("content",),
-                 examples=[{"content": "Heater replaced.", "logging_type": "info"}])
 
 
 def _schemas() -> dict[str, Schema]:
@@ -213,10 +252,10 @@ def _schemas() -> dict[str, Schema]:
                            examples=[EXAMPLE_ID]),
         "Timestamp": string(format="date-time", description="UTC, `+00:00` offset, microseconds.",
                             examples=[EXAMPLE_TS]),
-        "Email": string(1, 255, pattern=r"^[^@\s]+@[^@\s]+$",
-                        description="Exactly one `@`, both sides non-empty, no whitespace, at most 255 "
-                                    "characters. No dot needed (`root@localhost` is valid). The domain "
-                                    "is lower-cased; the local part is kept as given.",
+        "Email": string(3, EMAIL_MAX_LEN, pattern=EMAIL_PATTERN,
+                        description=f"Exactly one `@`, both sides non-empty, no whitespace and no NUL, "
+                                    f"at most {EMAIL_MAX_LEN} characters. No dot needed (`root@localhost` "
+                                    "is valid). The domain is lower-cased; the local part is kept as given.",
                         examples=["admin@webmacs.io"]),
         "EventType": enum(EVENT_TYPES, "The kind of channel."),
         "LoggingType": enum(LOGGING_TYPES, "Severity; default `info`."),
@@ -233,32 +272,20 @@ def _schemas() -> dict[str, Schema]:
         "WriteResult": obj({"status": success, "message": string()}, ("status", "message")),
         "Created": obj({"status": success, "message": string(), "public_id": ref("PublicId")},
                        ("status", "message", "public_id")),
-        "LoginRequest": obj({"email": ref("Email"), "password": string(1)}, ("email", "password"),
-                            examples=[{"email": "admin@webmacs.io", "password": "admin123"}]),
+        **{spec.name: body_schema(spec) for spec in BODIES},
         "LoginResponse": obj(
             {"status": success, "message": string(), "access_token": string(description="A JWT."),
              "public_id": ref("PublicId"), "username": string()},
             ("status", "message", "access_token", "public_id", "username")),
-        "UserCreate": USER_CREATE,
-        "UserUpdate": updatable(
-            USER_CREATE, {"username": "operator2"},
-            description="`admin` may be changed by admins only; a non-admin sending a value other than "
-                        "their own gets 403. A password change revokes the user's earlier tokens."),
         "UserResponse": obj(
             {"public_id": ref("PublicId"), "email": string(), "username": string(),
              "admin": {"type": "boolean"}, "registered_on": ref("Timestamp")},
             ("public_id", "email", "username", "admin", "registered_on")),
-        "EventCreate": EVENT_CREATE,
-        "EventUpdate": updatable(EVENT_CREATE, {"unit": "K"},
-                                 description="`min_value` ≤ `max_value` is checked on the merged values."),
         "EventResponse": obj(
             {"public_id": ref("PublicId"), "name": string(), "min_value": {"type": "number"},
              "max_value": {"type": "number"}, "unit": string(), "type": ref("EventType"),
              "user_public_id": {**nullable_id, "description": "The creator, or null."}},
             ("public_id", "name", "min_value", "max_value", "unit", "type", "user_public_id")),
-        "ExperimentCreate": EXPERIMENT_CREATE,
-        "ExperimentUpdate": updatable(EXPERIMENT_CREATE, {"name": "Run 42 (calibration)"},
-                                      description="Renames; other fields (e.g. `stopped_on`) are ignored."),
         "ExperimentResponse": obj(
             {"public_id": ref("PublicId"), "name": string(), "started_on": ref("Timestamp"),
              "stopped_on": {**nullable(ref("Timestamp")), "description": "null while running."},
@@ -266,8 +293,10 @@ def _schemas() -> dict[str, Schema]:
             ("public_id", "name", "started_on", "stopped_on", "user_public_id")),
         "DatapointValue": {
             "oneOf": [{"type": "number"},
-                      string(pattern=r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$",
-                             description="A finite decimal number as text (v2 controllers send these).")],
+                      string(pattern=DECIMAL_PATTERN,
+                             description="A finite decimal number as text (v2 controllers send these): "
+                                         "ASCII digits, optional sign, fraction and exponent, surrounding "
+                                         "whitespace allowed.")],
             "description": "A finite number. NaN, infinities, overflow (`1e400`), booleans and null → 422.",
             "examples": [21.5, "1.0"]},
         "DatapointCreate": DATAPOINT_CREATE,
@@ -288,12 +317,15 @@ def _schemas() -> dict[str, Schema]:
                           "description": "Items not written, by index, with the reason."}},
             ("status", "message", "accepted")),
         "SeriesRequest": obj(
-            {"event_public_ids": {"type": "array", "items": string(), "minItems": 1, "maxItems": 100},
-             "minutes": {"type": "number", "exclusiveMinimum": 0,
-                         "description": "Window ending at `until` (default now); or give `since`."},
-             "since": ref("Timestamp"), "until": ref("Timestamp"),
-             "max_points": integer(1, 10000, default=1000)},
-            ("event_public_ids",),
+            {"event_public_ids": {"type": "array", "items": string(), "minItems": 1,
+                                  "maxItems": MAX_SERIES_EVENTS},
+             "minutes": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SERIES_MINUTES,
+                                  "description": "Window ending at `until` (default now), at most ten "
+                                                 "years; or give `since`."}),
+             "since": nullable(string(format="date-time", description=TIMESTAMP_INPUT)),
+             "until": nullable(string(format="date-time", description=f"{TIMESTAMP_INPUT} Default: now.")),
+             "max_points": nullable(integer(1, MAX_SERIES_POINTS, default=DEFAULT_SERIES_POINTS))},
+            ("event_public_ids",), description=rules_text(SERIES_RULES),
             examples=[{"event_public_ids": [EXAMPLE_ID], "minutes": 60, "max_points": 1000}]),
         "SeriesPoint": obj(
             {"timestamp": ref("Timestamp"), "min": {"type": "number"}, "max": {"type": "number"},
@@ -314,10 +346,6 @@ def _schemas() -> dict[str, Schema]:
              "experiment_public_id": {**nullable_id,
                                       "description": "The experiment running at `timestamp`, or null."}},
             ("public_id", "value", "timestamp", "event_public_id", "experiment_public_id")),
-        "LogEntryCreate": LOG_CREATE,
-        "LogEntryUpdate": obj(
-            {"status_type": nullable(ref("StatusType")), "content": nullable(string(1, 500))},
-            examples=[{"status_type": "read"}]),
         "LogEntryResponse": obj(
             {"public_id": ref("PublicId"), "content": string(), "logging_type": ref("LoggingType"),
              "status_type": ref("StatusType"),
@@ -378,8 +406,9 @@ def _responses() -> dict[str, Schema]:
 def _parameters() -> dict[str, Schema]:
     """Shared parameters by name."""
     return _parameter_table() | {"ResetLag": {
-        "name": "reset", "in": "query", "required": False, "schema": {"type": "string", "enum": ["1"]},
-        "description": "Admins: clear the loop-lag window."}}
+        "name": "reset", "in": "query", "required": False, "schema": string(examples=["1"]),
+        "description": "`1` or `true`: admins clear the loop-lag window after reading it. Other values, "
+                       "and the parameter from non-admins, are ignored."}}
 
 
 def _parameter_table() -> dict[str, Schema]:
@@ -393,7 +422,8 @@ def _parameter_table() -> dict[str, Schema]:
     return {
         "PublicId": {"name": "public_id", "in": "path", "required": True, "schema": string(),
                      "description": "The object's `public_id`. Opaque: an unknown id gives 404."},
-        "Page": query("page", integer(1, default=1), "Page number, from 1."),
+        "Page": query("page", integer(1, MAX_PAGE, default=1), "Page number, from 1. Beyond the last "
+                                                              "page: 200 with `data` empty."),
         "PageSize": query("page_size", integer(1, MAX_PAGE_SIZE, default=25),
                           f"Items per page, 1..{MAX_PAGE_SIZE}."),
         "EventPublicId": query("event_public_id", string(), "Only this event's datapoints."),
@@ -417,17 +447,34 @@ PAGING = ("Page", "PageSize")
 ID = ("PublicId",)
 
 
+# A timestamp valid as RFC 3339 text may still fall outside years 1..9999 in UTC (or name second 60).
+BODY_RULES = {spec.name: spec.rules for spec in BODIES} | {
+    "DatapointCreate": (VALUE_INVALID, TIMESTAMP_MSG),
+    "DatapointBatch": (EVENT_NOT_FOUND, VALUE_INVALID, TIMESTAMP_MSG),
+    "SeriesRequest": (*SERIES_RULES, TIMESTAMP_MSG)}
+
+
+def validation_failed(rules: tuple[str, ...]) -> Schema:
+    """The 422 of an operation with cross-field rules: the shared one, plus those rules in words."""
+    shared = _responses()["ValidationFailed"]
+    return {**shared, "description": f"{shared['description']} {rules_text(rules)}"}
+
+
 def op(op_id: str, tag: str, summary: str, responses: dict[str, Schema], *, errors: str = "",
        params: tuple[str, ...] = (), body: str | None = None, public: bool = False, db: bool = True,
-       description: str = "", deprecated: bool = False) -> Schema:
+       description: str = "", deprecated: bool = False, rules: tuple[str, ...] = ()) -> Schema:
     """One operation. Errors implied by its shape are added: 401 unless public, 413/415/422 with a
-    body, 422 with query parameters, 503 when it touches the database, 405 always."""
+    body, 422 with query parameters, 503 when it touches the database, 405 always. ``rules`` (and
+    those of the body) are the 422s that no JSON Schema keyword states; the 422 names them."""
     codes = {"405", *errors.split()}
     codes |= set() if public else {"401"}
     codes |= {"413", "415", "422"} if body else set()
     codes |= {"422"} if any(p not in ID for p in params) else set()
     codes |= {"503"} if db else set()
     merged = {code: ref(ERROR_RESPONSES[code], "responses") for code in codes} | responses
+    rules = (*BODY_RULES.get(body or "", ()), *rules)
+    if rules:
+        merged["422"] = validation_failed(rules)
     operation: Schema = {"tags": [tag], "summary": summary, "operationId": op_id}
     if description:
         operation["description"] = description
@@ -563,6 +610,8 @@ def _datapoint_paths() -> dict[str, Schema]:
                       {"200": json_ok("One page, newest `timestamp` first.", ref("DatapointPage"))},
                       params=(*PAGING, "EventPublicId", "EventId", "ExperimentPublicId", "ExperimentId",
                               "Since", "Until"),
+                      rules=(alias_conflict("event_public_id", "event_id"),
+                             alias_conflict("experiment_public_id", "experiment_id"), TIMESTAMP_MSG),
                       description="Filters combine with AND. An unknown id gives an empty page."),
             "post": op("createDatapoint", "datapoints", "Create datapoint",
                        written("Datapoint successfully created.", created=True) | {"404": detail_error(

@@ -6,6 +6,7 @@ from typing import Any
 
 from quart import Blueprint
 
+from webmacs.http.bodies import USER_CREATE, USER_UPDATE
 from webmacs.http.context import services
 from webmacs.http.errors import ApiError, not_found
 from webmacs.http.guards import ADMIN_REQUIRED, current_admin, current_user
@@ -13,7 +14,7 @@ from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import json_response, page_body, success, user_json
 from webmacs.http.routing import route
 from webmacs.storage.records import UserChanges
-from webmacs.validation import Fields, is_public_id
+from webmacs.validation import is_public_id, read_body
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
 
@@ -29,16 +30,10 @@ async def list_users() -> Any:
 @route(bp, "", ["POST"])
 async def create_user() -> Any:
     await current_admin()
-    fields = Fields(await json_body())
-    email = fields.email("email")
-    username = fields.string("username", min_len=2, max_len=50)
-    password = fields.password("password")
-    admin = fields.boolean("admin", required=False)
-    fields.check()
-    assert email is not None and username is not None and password is not None
+    body = read_body(USER_CREATE, await json_body())
     svc = services()
     record = await svc.repos.users.create(
-        email, username, await svc.passwords.hash(password), bool(admin)
+        body["email"], body["username"], await svc.passwords.hash(body["password"]), bool(body["admin"])
     )
     return success("User successfully created.", 201, public_id=record.public_id)
 
@@ -59,17 +54,13 @@ async def update_user(public_id: str) -> Any:
     caller = await current_user()
     if not caller.admin and caller.public_id != public_id:
         raise ApiError(403, ADMIN_REQUIRED)
-    fields = Fields(await json_body())
-    email = fields.email("email", required=False)
-    username = fields.string("username", required=False, min_len=2, max_len=50)
-    password = fields.password("password", required=False)
-    admin = fields.boolean("admin", required=False)
-    fields.check()
+    body = read_body(USER_UPDATE, await json_body())
+    admin, password = body["admin"], body["password"]
     if admin is not None and not caller.admin and admin != caller.admin:
         raise ApiError(403, ADMIN_REQUIRED)
     svc = services()
     changes = UserChanges(
-        email=email, username=username, admin=admin,
+        email=body["email"], username=body["username"], admin=admin,
         password_hash=None if password is None else await svc.passwords.hash(password),
     )
     if not is_public_id(public_id) or not await svc.repos.users.update(public_id, changes):
