@@ -511,7 +511,9 @@ def test_cross_field_rules_are_quoted_in_the_422s() -> None:
 
 
 def test_websocket_text_says_what_the_server_does() -> None:
-    """Refusals are always 401 and 1008 is never sent (tests/test_websockets.py checks the server)."""
+    """Credential refusals are 401, a foreign Origin with the cookie 403, and 1008 is never sent
+    (tests/test_websockets.py and tests/test_ws_cookie.py check the server)."""
     description = DOC["info"]["description"]
-    assert "403" not in description and "plain HTTP 401" in description
+    assert "plain HTTP 401" in description and "403 `Origin not allowed.`" in description
+    assert "401 (or 403)" not in description
     assert "1008 is not used" in description
