@@ -8,7 +8,7 @@ import pytest
 from conftest import FakeClock
 
 from webmacs.client_address import client_address, parse_networks
-from webmacs.login_throttle import Attempt, LoginThrottle, Refused, ThrottlePolicy
+from webmacs.login_throttle import Attempt, Busy, LoginThrottle, Refused, ThrottlePolicy
 from webmacs.settings import SettingsError, load_settings
 
 
@@ -32,6 +32,10 @@ def refused(throttle: LoginThrottle, account: str = "a@x.io", address: str = "19
     result = throttle.begin(account, address)
     assert isinstance(result, Refused), result
     return result.retry_after
+
+
+def busy(throttle: LoginThrottle, account: str = "a@x.io", address: str = "192.0.2.1") -> bool:
+    return isinstance(throttle.begin(account, address), Busy)
 
 
 # ---------------------------------------------------------------- per account
@@ -139,10 +143,18 @@ def test_account_lock_applies_from_every_address() -> None:
 def test_pending_attempts_count_against_the_limit() -> None:
     throttle, _ = make()
     in_flight = [attempt(throttle) for _ in range(5)]
-    assert refused(throttle) == 1  # wait for the five being checked
+    assert busy(throttle)  # wait for the five being checked (queued, not refused)
     for a in in_flight:
         throttle.failed(a)
     assert refused(throttle) == 30
+
+
+def test_waiting_attempts_go_ahead_when_the_ones_in_flight_succeed() -> None:
+    throttle, _ = make()
+    in_flight = [attempt(throttle) for _ in range(5)]
+    assert busy(throttle)
+    throttle.succeeded(in_flight[0])
+    attempt(throttle)  # a success freed a place: no 429 for concurrent correct logins
 
 
 def test_after_a_lock_only_one_attempt_at_a_time() -> None:
@@ -150,7 +162,7 @@ def test_after_a_lock_only_one_attempt_at_a_time() -> None:
     fail(throttle, 5)
     clock.advance(30)
     first = attempt(throttle)
-    assert refused(throttle) == 1
+    assert busy(throttle)
     throttle.failed(first)
     assert refused(throttle) == 60
 

@@ -109,6 +109,20 @@ async def test_concurrent_guesses_get_no_more_checks_than_sequential_ones(harnes
     await expect_throttled(await harness.login(ADMIN_EMAIL, ADMIN_PASSWORD, peer="203.0.113.5"))
 
 
+async def test_concurrent_correct_logins_are_queued_not_refused(harness: Harness) -> None:
+    """Eight dashboards opening at once (or a load generator at concurrency 8) log in to one
+    account: more than the per-account limit are checked at a time, yet none gets a 429."""
+    statuses: list[int] = []
+
+    async def login() -> None:
+        statuses.append((await harness.login(ADMIN_EMAIL, ADMIN_PASSWORD)).status_code)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(12):
+            nursery.start_soon(login)
+    assert statuses == [200] * 12
+
+
 async def test_correct_password_while_throttled_is_429(harness: Harness) -> None:
     await harness.fail(5)
     resp = await harness.login(ADMIN_EMAIL, ADMIN_PASSWORD)

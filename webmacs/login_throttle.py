@@ -7,7 +7,11 @@ eviction, concurrent attempts) is unit-tested with a fake clock. The login route
 Why attempts are *reserved* before the password check: bcrypt takes a noticeable time, so an
 attacker firing 50 guesses at once would otherwise have all of them checked before the first
 failure is recorded. A pending attempt counts against the threshold, so at most ``threshold``
-guesses for one key are ever in flight or failed within the window.
+guesses for one key are ever in flight or failed within the window. An attempt beyond that is
+told :class:`Busy`, not refused: the route waits for the attempts in flight to settle and asks
+again. If they failed, the key is locked and the waiter gets its 429; if they succeeded, it
+goes ahead. So legitimate concurrent logins (eight dashboards opening at once) are queued, never
+refused, and only failures lead to 429 (contract §8).
 """
 
 from __future__ import annotations
@@ -76,18 +80,20 @@ class FailureTable:
         return record
 
     def retry_after(self, key: str, now: float) -> float | None:
-        """Seconds until ``key`` may try again, or None if it may try now."""
+        """Seconds until ``key``'s lock ends, or None if it is not locked."""
         record = self._live(key, now)
-        if record is None:
+        if record is None or record.locked_until <= now:
             return None
-        if record.locked_until > now:
-            return record.locked_until - now
+        return record.locked_until - now
+
+    def saturated(self, key: str, now: float) -> bool:
+        """The attempts still being checked would reach the limit if they failed: a further
+        attempt waits for them. (After a lock, this lets one attempt at a time through.)"""
+        record = self._live(key, now)
+        if record is None or not record.pending:
+            return False
         recent = sum(1 for t in record.failures if now - t < self.policy.window)
-        if record.pending and recent + record.pending >= self.threshold:
-            # The attempts still being checked would reach the limit if they fail: wait for them.
-            # (After a lock, this lets one attempt at a time through.)
-            return 1.0
-        return None
+        return recent + record.pending >= self.threshold
 
     def reserve(self, key: str, now: float) -> None:
         record = self._live(key, now) or self._add(key, now)
@@ -146,6 +152,12 @@ class Refused:
     retry_after: int
 
 
+@attrs.frozen
+class Busy:
+    """Not locked, but enough attempts for this account or address are being checked that this
+    one could pass the limit: wait until one of them settles, then ask again."""
+
+
 class LoginThrottle:
     """Per-account and per-address throttling of password logins.
 
@@ -159,12 +171,14 @@ class LoginThrottle:
         self.accounts = FailureTable(policy.account_failures, policy)
         self.addresses = FailureTable(policy.address_failures, policy)
 
-    def begin(self, account: str, address: str) -> Attempt | Refused:
+    def begin(self, account: str, address: str) -> Attempt | Refused | Busy:
         now = self.clock()
         waits = [w for w in (self.accounts.retry_after(account, now),
                              self.addresses.retry_after(address, now)) if w is not None]
         if waits:
             return Refused(max(1, math.ceil(max(waits))))
+        if self.accounts.saturated(account, now) or self.addresses.saturated(address, now):
+            return Busy()
         self.accounts.reserve(account, now)
         self.addresses.reserve(address, now)
         return Attempt(account, address)

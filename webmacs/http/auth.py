@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
 from quart import Blueprint, request
 
 from webmacs.http.bodies import LOGIN
@@ -15,7 +16,7 @@ from webmacs.http.requests import json_body
 from webmacs.http.responses import json_response, success, user_json
 from webmacs.http.routing import route
 from webmacs.http.session_cookie import clear_session_cookie, cookie_secure, set_session_cookie
-from webmacs.login_throttle import TOO_MANY_LOGINS, Refused
+from webmacs.login_throttle import TOO_MANY_LOGINS, Attempt, Busy, LoginThrottle, Refused
 from webmacs.validation import read_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
@@ -29,7 +30,7 @@ async def login() -> Any:
     email, password = body["email"], body["password"]
     svc = services()
     throttle = svc.login_throttle
-    attempt = throttle.begin(email, requester_address(svc.settings.trusted_proxies))
+    attempt = await _begin(throttle, email, requester_address(svc.settings.trusted_proxies))
     if isinstance(attempt, Refused):
         # Before the user lookup and without bcrypt: the same answer for every email.
         raise ApiError(429, TOO_MANY_LOGINS, {"Retry-After": str(attempt.retry_after)})
@@ -50,6 +51,22 @@ async def login() -> Any:
         raise ApiError(401, INVALID_LOGIN)
     finally:
         throttle.abandoned(attempt)  # a no-op once reported; frees it on errors and cancellation
+
+
+# How long a login waits behind other attempts for the same account or address still being
+# checked (bcrypt, ~0.35 s each on two threads), and how often it looks again.
+QUEUE_WAIT_S = 10.0
+QUEUE_POLL_S = 0.02
+
+
+async def _begin(throttle: LoginThrottle, email: str, address: str) -> Attempt | Refused:
+    """The throttle's answer, waiting while it says :class:`Busy` (queued, not refused)."""
+    deadline = trio.current_time() + QUEUE_WAIT_S
+    while isinstance(outcome := throttle.begin(email, address), Busy):
+        if trio.current_time() >= deadline:
+            return Refused(1)
+        await trio.sleep(QUEUE_POLL_S)
+    return outcome
 
 
 def _secure() -> bool:
