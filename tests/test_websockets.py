@@ -1065,3 +1065,21 @@ def test_text_frame_headers() -> None:
     assert text_frame_header(126) == b"\x81\x7e\x00\x7e"
     assert text_frame_header(65535) == b"\x81\x7e\xff\xff"
     assert text_frame_header(65536) == b"\x81\x7f" + (65536).to_bytes(8, "big")
+
+
+async def test_direct_path_declines_what_is_not_plain_http1() -> None:
+    """Over HTTP/2 a WebSocket's bytes travel inside DATA frames: writing a raw frame to the
+    socket would corrupt the connection, so the direct path declines (and so it does for a
+    stream it cannot see through)."""
+    from webmacs.http.ws_activity import DirectSender
+
+    class H2Like:
+        async def stream_send(self, event: Any) -> None: ...
+
+    class Stream:
+        closed = False
+
+        def __init__(self) -> None:
+            self.send = H2Like().stream_send
+
+    assert await DirectSender(Stream()).send(b"{}") is False

@@ -21,6 +21,7 @@ from hypercorn.config import Config, Sockets
 from hypercorn.events import Closed
 from hypercorn.protocol import ws_stream
 from hypercorn.protocol.events import Body, Data, Request
+from hypercorn.protocol.h11 import H11Protocol
 from wsproto.events import Ping
 
 from webmacs.http.ws_compression import SmallMessagesUncompressed
@@ -78,7 +79,9 @@ class DirectSender:
         self._stream = stream
         server = _server_of(stream)
         raw = getattr(getattr(server, "stream", None), "socket", None)
-        plain = server is not None and not hasattr(server.stream, "transport_stream")
+        # HTTP/1.1 only: over HTTP/2 a WebSocket's bytes travel inside DATA frames.
+        http1 = isinstance(getattr(stream.send, "__self__", None), H11Protocol)
+        plain = http1 and server is not None and not hasattr(server.stream, "transport_stream")
         self._server = server if plain and raw is not None else None
         self._socket: Any = raw
 
