@@ -141,6 +141,21 @@ class Future:
         return self._value
 
 
+class Changed:
+    """A broadcast wake-up for state shared by several tasks (which re-check it on waking):
+    :meth:`notify` wakes every waiter, and later waiters wait for the next notify."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
 def answer_crash(msg: object, exc: BaseException) -> None:
     """An actor failed while handling ``msg``: whoever waits on its reply hears so now, and a
     restarted actor answers only later messages. Cancellation means the tree is closing."""

@@ -25,7 +25,7 @@ from typing import Protocol
 import trio
 
 from webmacs.actors.batching import Batch, FlushPolicy
-from webmacs.actors.messages import IngestFailed, RecordJob
+from webmacs.actors.messages import Changed, IngestFailed, RecordJob
 from webmacs.frame_ids import FrameAck, FrameSpans, StoreOutcome
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import DatapointRecord, NewReading, Rejection
@@ -95,26 +95,19 @@ class Gathering:
         self.closed = False
         self.taken = 0  # batches taken so far; a batch's number is its position
         self.in_flight: set[int] = set()
-        self._changed = trio.Event()
-
-    def changed(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait(self) -> None:
-        await self._changed.wait()
+        self.changed = Changed()
 
     def take(self) -> tuple[int, Batch]:
         batch, self.batch = self.batch, Batch()
         number = self.taken
         self.taken += 1
         self.in_flight.add(number)
-        self.changed()
+        self.changed.notify()
         return number, batch
 
     def done(self, number: int) -> None:
         self.in_flight.discard(number)
-        self.changed()
+        self.changed.notify()
 
     def earlier_in_flight(self, number: int) -> bool:
         return any(n < number for n in self.in_flight)
@@ -126,12 +119,12 @@ async def _collect_loop(
     try:
         async for job in inbox:
             while policy.full(gathering.batch):  # wait for a writer to take it
-                await gathering.wait()
+                await gathering.changed.wait()
             gathering.batch.add(job)
-            gathering.changed()
+            gathering.changed.notify()
     finally:
         gathering.closed = True
-        gathering.changed()
+        gathering.changed.notify()
 
 
 async def _next_batch(gathering: Gathering, policy: FlushPolicy) -> tuple[int, Batch] | None:
@@ -142,12 +135,12 @@ async def _next_batch(gathering: Gathering, policy: FlushPolicy) -> tuple[int, B
         while gathering.batch.empty:
             if gathering.closed:
                 return None
-            await gathering.wait()
+            await gathering.changed.wait()
         deadline = gathering.batch.jobs[0].enqueued_at + policy.window
         while (not gathering.batch.empty and not policy.full(gathering.batch)
                and not gathering.closed and trio.current_time() < deadline):
             with trio.move_on_at(deadline):
-                await gathering.wait()
+                await gathering.changed.wait()
         if not gathering.batch.empty:  # (another writer may have taken it meanwhile)
             return gathering.take()
 
@@ -165,7 +158,7 @@ async def _write_loop(
             if batch.urgent:
                 # A barrier completes only after every batch taken before it committed.
                 while gathering.earlier_in_flight(number):
-                    await gathering.wait()
+                    await gathering.changed.wait()
             await _write_batch(handle, batch, store, release)
         finally:
             gathering.done(number)

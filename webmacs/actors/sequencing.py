@@ -19,7 +19,7 @@ from collections import deque
 
 import trio
 
-from webmacs.actors.messages import Committed
+from webmacs.actors.messages import Changed, Committed
 from webmacs.storage.records import DatapointRecord
 
 Rows = tuple[DatapointRecord, ...]
@@ -70,7 +70,7 @@ class Sequencer:
         self.buffer = ReorderBuffer()
         self.ready: deque[Rows] = deque()
         self.max_ready = max_ready
-        self._changed = trio.Event()
+        self.changed = Changed()
 
     def take(self) -> int:
         return self.buffer.take()
@@ -83,24 +83,17 @@ class Sequencer:
         released = self.buffer.resolve(number, rows)
         if released:
             self.ready.extend(released)
-            self.wake()
-
-    def wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_changed(self) -> None:
-        await self._changed.wait()
+            self.changed.notify()
 
     async def room(self) -> None:
         """Wait while the publisher is behind by more than ``max_ready`` batches."""
         while len(self.ready) > self.max_ready:
-            await self.wait_changed()
+            await self.changed.wait()
 
     async def idle(self) -> None:
         """Wait until everything released so far was handed to the hub."""
         while self.ready:
-            await self.wait_changed()
+            await self.changed.wait()
 
 
 MAX_PUBLISH_ROWS = 1_000
@@ -112,7 +105,7 @@ async def run_publisher(sequencer: Sequencer, hub_send: trio.MemorySendChannel[C
     hand stays in ``ready`` until the hub's inbox took it: a restarted publisher loses nothing."""
     while True:
         while not sequencer.ready:
-            await sequencer.wait_changed()
+            await sequencer.changed.wait()
         rows: list[DatapointRecord] = []
         taken = 0
         for ready in sequencer.ready:
@@ -123,4 +116,4 @@ async def run_publisher(sequencer: Sequencer, hub_send: trio.MemorySendChannel[C
         await hub_send.send(Committed(tuple(rows)))
         for _ in range(taken):
             sequencer.ready.popleft()
-        sequencer.wake()
+        sequencer.changed.notify()
