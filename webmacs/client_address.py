@@ -33,12 +33,9 @@ def parse_networks(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _parse(text: str) -> IPAddress | None:
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
-        text = text[1:text.index("]")]
-    elif text.count(":") == 1:  # "192.0.2.1:443"
-        text = text.partition(":")[0]
+def parse_ip(text: str) -> IPAddress | None:
+    """An address, or None. An IPv4 client on a dual-stack socket shows up as ``::ffff:a.b.c.d``:
+    it is the IPv4 address it really is."""
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -48,8 +45,19 @@ def _parse(text: str) -> IPAddress | None:
     return address
 
 
-def _trusted(address: IPAddress | None, trusted: Sequence[Network]) -> bool:
-    return address is not None and any(address in network for network in trusted)
+def in_networks(address: IPAddress | None, networks: Iterable[Network]) -> bool:
+    """Whether ``address`` lies in one of ``networks`` (an address of the other IP version never does)."""
+    return address is not None and any(address in network for network in networks)
+
+
+def _parse(text: str) -> IPAddress | None:
+    """A peer or ``X-Forwarded-For`` hop, which may carry a port."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:  # "192.0.2.1:443"
+        text = text.partition(":")[0]
+    return parse_ip(text)
 
 
 def throttle_key(address: IPAddress) -> str:
@@ -67,7 +75,7 @@ def client_address(peer: str | None, forwarded_for: Iterable[str], trusted: Sequ
     current = _parse(peer) if peer else None
     if current is None:
         return (peer or UNKNOWN_PEER)[:100]
-    if not _trusted(current, trusted):
+    if not in_networks(current, trusted):
         return throttle_key(current)
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
     for hop in reversed(hops):
@@ -75,6 +83,6 @@ def client_address(peer: str | None, forwarded_for: Iterable[str], trusted: Sequ
         if parsed is None:
             return hop[:100]
         current = parsed
-        if not _trusted(current, trusted):
+        if not in_networks(current, trusted):
             break
     return throttle_key(current)

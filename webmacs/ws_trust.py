@@ -8,11 +8,10 @@ from listed networks. These checks are plain functions over strings, tested with
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from webmacs.client_address import Network, parse_networks
+from webmacs.client_address import Network, in_networks, parse_ip, parse_networks
 
 __all__ = ["Network", "address_in", "origin_allowed", "parse_networks"]
 
@@ -66,17 +65,6 @@ def origin_allowed(
 
 
 def address_in(address: str | None, networks: Iterable[Network]) -> bool:
-    """True when the peer ``address`` lies in one of ``networks``.
-
-    An IPv4 client on a dual-stack socket shows up as ``::ffff:a.b.c.d``; it is matched against
-    the IPv4 networks as the address it really is.
-    """
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip.version == net.version and ip in net for net in networks)
+    """True when the peer ``address`` (an IP address as the socket reports it) lies in one of
+    ``networks``; see :func:`~webmacs.client_address.parse_ip` for IPv4 on dual-stack sockets."""
+    return in_networks(parse_ip(address) if address else None, networks)
