@@ -41,6 +41,7 @@ class QuartPort:
     def __init__(self) -> None:
         extensions: dict[str, Any] = websocket.scope.get("extensions") or {}  # type: ignore[assignment]
         self._direct: DirectSender | None = extensions.get(DIRECT_KEY)
+        self._abort: Any = extensions.get(ABORT_KEY)
 
     async def receive(self) -> str | bytes:
         data: str | bytes = await websocket.receive()
@@ -56,10 +57,8 @@ class QuartPort:
         await websocket.close(code, reason)
 
     def abort(self) -> None:
-        extensions: dict[str, Any] = websocket.scope.get("extensions") or {}  # type: ignore[assignment]
-        abort = extensions.get(ABORT_KEY)
-        if callable(abort):
-            abort()
+        if callable(self._abort):
+            self._abort()
 
 
 def _explicit_token() -> str | None:
