@@ -1038,7 +1038,7 @@ async def test_small_messages_take_the_direct_path_and_stay_in_order(
         return sent
 
     monkeypatch.setattr(ws_activity.DirectSender, "send", counting)
-    async with running_server(database_url, tmp_path, WS_HEARTBEAT_INTERVAL="0.05") as server, \
+    async with running_server(database_url, tmp_path, WS_HEARTBEAT_INTERVAL="0.2") as server, \
             trio.open_nursery() as nursery, AsyncExitStack() as stack:
         event = await server.event()
         reader = StreamReader(await server.subscribe(stack))
@@ -1050,7 +1050,7 @@ async def test_small_messages_take_the_direct_path_and_stay_in_order(
             sent += values
             await ws.send_message(frame(readings(event, values), seq))
             assert (await recv_json(ws))["seq"] == seq  # acks: small, direct
-            await trio.sleep(0.06)  # let pings interleave
+            await trio.sleep(0.25)  # let pings interleave (a 0.05 s heartbeat closed a busy run 1011)
         rows = await reader.wait_for(len(sent), timeout=10)
         assert [r["value"] for r in rows] == sent
         assert direct.count(True) >= 6  # at least the acks (the lock may be busy with a ping)
