@@ -1083,3 +1083,76 @@ async def test_direct_path_declines_what_is_not_plain_http1() -> None:
             self.send = H2Like().stream_send
 
     assert await DirectSender(Stream()).send(b"{}") is False
+
+
+async def test_frames_the_hub_writes_in_part_are_finished_whole_and_in_order(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub writes small stream frames itself; a subscriber that stops reading fills its
+    socket, so a frame goes out in part and its writer task finishes it. Read again, the
+    subscriber finds every frame whole and every reading once, in order, and the readers that
+    kept reading were served by the hub's direct writes."""
+    from webmacs.http import ws_activity
+
+    results: list[str] = []
+    original = ws_activity.DirectSender.write_now
+
+    def counting(self: Any, payload: bytes) -> bytes | None:
+        rest = original(self, payload)
+        results.append("declined" if rest is None else "partial" if rest else "whole")
+        return rest
+
+    monkeypatch.setattr(ws_activity.DirectSender, "write_now", counting)
+    async with running_server(database_url, tmp_path, WS_HEARTBEAT_INTERVAL="1.0") as server, \
+            trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        tree = server.running.tree
+        subscribe = tree.subscribe
+        monkeypatch.setattr(tree, "subscribe", lambda flt, **_: subscribe(flt, stuck_timeout=60.0))
+        event = await server.event()
+        before = set(tree.hub.subscriptions)
+        laggard = await RawWebSocket.connect(server.host, server.port,
+                                             f"{STREAM}?token={server.token}", rcvbuf=4096)
+        stack.push_async_callback(laggard.aclose)
+        opcode, payload = await laggard.recv_frame()
+        assert (opcode, json.loads(payload)) == (0x1, CONNECTED)
+        with trio.fail_after(5):
+            while not set(tree.hub.subscriptions) - before:
+                await trio.sleep(0.01)
+        (sub_id,) = set(tree.hub.subscriptions) - before
+        outbox = tree.hub.subscriptions[sub_id].outbox
+
+        async def keep_alive() -> None:  # it talks (no heartbeat close), it just does not read
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                while True:
+                    await laggard.send_text('{"type":"ping"}')
+                    await trio.sleep(0.2)
+
+        nursery.start_soon(keep_alive)
+        reader = StreamReader(await server.subscribe(stack))
+        nursery.start_soon(reader.run)
+        ws = await stack.enter_async_context(server.telemetry())
+        # A frame is about 200 bytes: enough of them to fill the laggard's socket many times.
+        values = [float(seq) for seq in range(1, 801)]
+        for seq, value in enumerate(values, start=1):
+            await ws.send_message(frame(readings(event, [value]), seq))
+            assert (await recv_json(ws))["seq"] == seq
+            if "partial" in results and seq % 50 == 0 and outbox.pending > 20:
+                break  # the socket is full and readings wait in the outbox: enough
+        sent = values[:seq]
+        assert (await reader.wait_for(len(sent), timeout=20)) and [
+            r["value"] for r in reader.rows] == sent
+        assert "partial" in results and "whole" in results
+
+        got: list[float] = []
+        with trio.fail_after(20):
+            while len(got) < len(sent):
+                opcode, payload = await laggard.recv_frame()
+                if opcode != 0x1:
+                    continue
+                msg = json.loads(payload)  # every frame whole: it parses
+                if msg["type"] == "datapoints_batch":
+                    got.extend(r["value"] for r in msg["datapoints"])
+                else:
+                    assert msg["type"] == "pong", msg
+        assert got == sent and outbox.dropped_total == 0
+        nursery.cancel_scope.cancel()

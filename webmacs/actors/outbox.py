@@ -4,6 +4,10 @@ The hub offers encoded readings without ever waiting; the subscriber's writer ta
 pending as one ``datapoints_batch`` frame per send. When more than ``max_items`` readings are
 pending, the oldest are dropped and counted, and a ``lag`` frame precedes the next data frame.
 A subscriber with data pending and no completed send for ``stuck_timeout`` seconds is stuck.
+
+The hub may also write a frame itself when the outbox is :attr:`~SubscriberOutbox.idle`
+(:meth:`~SubscriberOutbox.written`); a frame the socket took only in part leaves its rest
+here (:meth:`~SubscriberOutbox.unfinished`) for the writer to finish before anything else.
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ import orjson
 
 DATA_PREFIX = b'{"type":"datapoints_batch","datapoints":['
 DATA_SUFFIX = b"]}"
+
+
+def batch_payload(encoded: list[bytes]) -> bytes:
+    """One ``datapoints_batch`` frame of already-encoded readings."""
+    return DATA_PREFIX + b",".join(encoded) + DATA_SUFFIX
 
 
 class SubscriberOutbox:
@@ -30,6 +39,7 @@ class SubscriberOutbox:
         self.sending = False
         self.last_progress = 0.0
         self.closed = False
+        self._rest: bytes = b""
 
     @property
     def pending(self) -> int:
@@ -38,6 +48,27 @@ class SubscriberOutbox:
     def _became_busy(self, now: float) -> None:
         if not self._items and not self._control and not self.sending:
             self.last_progress = now  # the stuck clock starts when work appears
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being sent: a frame written now keeps the order."""
+        return not (self._items or self._control or self.sending or self.closed)
+
+    def written(self, now: float) -> None:
+        """The hub wrote a whole frame to the socket itself."""
+        self.last_progress = now
+
+    def unfinished(self, rest: bytes, now: float) -> None:
+        """The hub started a frame the socket did not take whole: the writer sends ``rest``
+        (and nothing may be sent before it)."""
+        self.last_progress = now
+        self._rest = rest
+        self.sending = True
+
+    def take_rest(self) -> bytes:
+        """The unsent end of a frame the hub started (empty if none); the writer owns it now."""
+        rest, self._rest = self._rest, b""
+        return rest
 
     def offer(self, items: list[bytes], now: float) -> None:
         """Queue encoded readings; never blocks, drops the oldest beyond ``max_items``."""
@@ -67,7 +98,7 @@ class SubscriberOutbox:
         if self._items:
             n = min(len(self._items), self.max_frame_items)
             chunk = [self._items.popleft() for _ in range(n)]
-            frames.append(DATA_PREFIX + b",".join(chunk) + DATA_SUFFIX)
+            frames.append(batch_payload(chunk))
         self.sending = bool(frames)
         return frames
 

@@ -17,6 +17,17 @@ class WebSocketPort(Protocol):
     async def close(self, code: int, reason: str = "") -> None: ...
 
 
+class DirectWrite(Protocol):
+    """A socket the hub may write a small frame to without waiting (see ``DirectSender``)."""
+
+    def write_now(self, payload: bytes) -> bytes | None:
+        """None: declined, nothing written; ``b""``: all written; else the unwritten rest, which
+        must be passed to :meth:`finish` before anything else is sent."""
+        ...
+
+    async def finish(self, rest: bytes) -> None: ...
+
+
 class Activity:
     def __init__(self) -> None:
         self.last = trio.current_time()

@@ -14,7 +14,7 @@ import logging
 import trio
 
 from webmacs.actors.hub import Subscription, Unsubscribe
-from webmacs.actors.ports import Activity, ConnectionClosed, WebSocketPort
+from webmacs.actors.ports import Activity, ConnectionClosed, DirectWrite, WebSocketPort
 from webmacs.frames import CONNECTED, PONG, is_ping
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,20 @@ async def run_subscriber(
     outbox = sub.outbox
     code = CLOSE_NORMAL
 
+    direct: DirectWrite | None = getattr(port, "direct", None)
+
     async def writer() -> None:
         while True:
+            rest = outbox.take_rest()
+            if rest:
+                assert direct is not None
+                await direct.finish(rest)  # the end of a frame the hub started
+                outbox.sent(trio.current_time())
+                continue
             frames = outbox.take()
             if not frames:
+                # The first frames (``connected``) are out: from now on the hub may write.
+                sub.direct = direct
                 await sub.bell_recv.receive()
                 continue
             for frame in frames:
@@ -100,6 +110,16 @@ async def run_subscriber(
         code = CLOSE_NORMAL
     finally:
         outbox.closed = True
+        sub.direct = None
+        rest = outbox.take_rest()
+        if rest and direct is not None:
+            # A frame the hub started was never finished: the connection cannot carry another
+            # byte in order, so cut it (which also makes the pending send fail and free the lock).
+            abort = getattr(port, "abort", None)
+            if abort is not None:
+                abort()
+            with trio.CancelScope(shield=True):
+                await direct.finish(rest)
         # Best effort: the hub also drops closed outboxes on its next publish.
         with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             hub_send.send_nowait(Unsubscribe(sub.id))

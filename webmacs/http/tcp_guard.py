@@ -54,6 +54,10 @@ class GuardedTCPServer(TCPServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # An owner-less lock (Hypercorn only uses ``async with``): the hub may start a stream
+        # frame and leave its last bytes to the subscriber's writer task, which then releases
+        # the lock it did not acquire (see ws_activity.DirectSender.write_now).
+        self.send_lock = trio.Semaphore(1, max_value=1)  # type: ignore[assignment]
         timeouts = getattr(self.config, "read_timeouts", None)
         self._clock = None if timeouts is None else ReadClock.start(timeouts, trio.current_time())
         self._read_scope: trio.CancelScope | None = None

@@ -43,6 +43,11 @@ class QuartPort:
         self._direct: DirectSender | None = extensions.get(DIRECT_KEY)
         self._abort: Any = extensions.get(ABORT_KEY)
 
+    @property
+    def direct(self) -> DirectSender | None:
+        """For the hub's writes without a task switch (None in the in-process test client)."""
+        return self._direct
+
     async def receive(self) -> str | bytes:
         data: str | bytes = await websocket.receive()
         return data

@@ -24,13 +24,15 @@ from hypercorn.protocol.events import Body, Data, Request
 from hypercorn.protocol.h11 import H11Protocol
 from wsproto.events import Ping
 
-from webmacs.http.ws_compression import SmallMessagesUncompressed
+from webmacs.http.ws_compression import COMPRESS_MIN_BYTES, SmallMessagesUncompressed
 
 SCOPE_KEY = "webmacs.activity"
 ABORT_KEY = "webmacs.abort"
 DIRECT_KEY = "webmacs.direct_send"
 _MARK = "_webmacs_activity_hook"
 PING_POLL_S = 0.5
+# Larger messages take the ordinary path, compressed if the client negotiated it.
+DIRECT_MAX_BYTES = COMPRESS_MIN_BYTES
 
 
 def _server_of(stream: Any) -> Any:
@@ -69,10 +71,13 @@ class DirectSender:
     ~100 µs of the event loop per delivery, the largest cost of fan-out. This writes the frame
     (a 2-byte header and the payload; uncompressed, which permessage-deflate permits per message)
     with one non-blocking ``write`` under Hypercorn's own send lock, so it never interleaves with
-    Hypercorn's pings or close frames. What the kernel does not take at once (a slow reader) is
-    sent under the same lock the way Hypercorn sends. Plain TCP only: behind TLS, when the lock
-    is busy, or once the connection is closing, :meth:`send` returns False and the caller uses
-    the ordinary path.
+    Hypercorn's pings or close frames. Plain TCP only: behind TLS, when the lock is busy, for
+    messages of :data:`DIRECT_MAX_BYTES` or more, or once the connection is closing, the sender
+    declines and the caller uses the ordinary path.
+
+    :meth:`write_now` never waits, so the hub can call it for every subscriber of a batch without
+    a task switch per delivery. What the kernel does not take at once (a slow reader) stays with
+    the caller, the send lock held, until :meth:`finish` sends it from the subscriber's own task.
     """
 
     def __init__(self, stream: Any) -> None:
@@ -82,43 +87,65 @@ class DirectSender:
         # HTTP/1.1 only: over HTTP/2 a WebSocket's bytes travel inside DATA frames.
         http1 = isinstance(getattr(stream.send, "__self__", None), H11Protocol)
         plain = http1 and server is not None and not hasattr(server.stream, "transport_stream")
-        self._server = server if plain and raw is not None else None
+        # Handing a held lock to another task needs the owner-less lock tcp_guard installs.
+        handoff = isinstance(getattr(server, "send_lock", None), trio.Semaphore)
+        self._server = server if plain and handoff and raw is not None else None
         self._socket: Any = raw
 
-    async def send(self, payload: bytes) -> bool:
+    def write_now(self, payload: bytes) -> bytes | None:
+        """Write ``payload`` as one text frame without waiting. None: declined, nothing written
+        (use the ordinary path); ``b""``: all written; otherwise the frame's unwritten rest, and
+        the send lock stays held until :meth:`finish` is awaited with it."""
         server, stream = self._server, self._stream
-        if (server is None or stream.closed
+        if (server is None or len(payload) >= DIRECT_MAX_BYTES or stream.closed
                 or stream.state != ws_stream.ASGIWebsocketState.CONNECTED):
-            return False
-        lock: trio.Lock = server.send_lock
+            return None
+        lock = server.send_lock
         try:
             lock.acquire_nowait()
         except trio.WouldBlock:
-            return False
+            return None
+        # The descriptor is read now, never cached: a closed socket reports -1, and a number
+        # kept from before could by now belong to another connection.
+        fd = self._socket.fileno()
+        if fd < 0:
+            lock.release()
+            return None
+        data = text_frame_header(len(payload)) + payload
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            lock.release()
+            return None  # the ordinary path sees the broken socket and closes properly
+        if sent == len(data):
+            lock.release()
+            return b""
+        return data[sent:]
+
+    async def finish(self, rest: bytes) -> None:
+        """Send the rest of a frame :meth:`write_now` started, then release the send lock."""
+        server = self._server
+        assert server is not None
         broken = False
         try:
-            # The descriptor is read now, never cached: a closed socket reports -1, and a number
-            # kept from before could by now belong to another connection.
-            fd = self._socket.fileno()
-            if fd < 0:
-                return False
-            data = text_frame_header(len(payload)) + payload
-            try:
-                sent = os.write(fd, data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                return False  # the ordinary path sees the broken socket and closes properly
-            if sent < len(data):
-                try:
-                    with trio.CancelScope(shield=True):  # a frame is never half-sent
-                        await server.stream.send_all(data[sent:])
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    broken = True
+            with trio.CancelScope(shield=True):  # a frame is never half-sent
+                await server.stream.send_all(rest)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            broken = True
         finally:
-            lock.release()
+            server.send_lock.release()
         if broken:
             await server.protocol.handle(Closed())
+
+    async def send(self, payload: bytes) -> bool:
+        """:meth:`write_now`, waiting for whatever the kernel did not take. False: declined."""
+        rest = self.write_now(payload)
+        if rest is None:
+            return False
+        if rest:
+            await self.finish(rest)
         return True
 
 
