@@ -166,9 +166,7 @@ async def run_controller_session(
 
     async def watchdog(scope: trio.CancelScope) -> None:
         nonlocal code
-        tick = max(0.05, min(1.0, heartbeat_interval / 4))
-        while activity.silent_for() <= 2 * heartbeat_interval:
-            await trio.sleep(tick)
+        await activity.wait_silent(2 * heartbeat_interval)
         log.info("%s: silent for two heartbeat intervals: closing 1011", name)
         code = CLOSE_INTERNAL
         scope.cancel()

@@ -108,4 +108,10 @@ class SubscriberOutbox:
 
     def stuck(self, now: float) -> bool:
         busy = self.sending or bool(self._items) or bool(self._control)
-        return busy and now - self.last_progress > self.stuck_timeout
+        return busy and now - self.last_progress >= self.stuck_timeout
+
+    def stuck_at(self, now: float) -> float:
+        """The earliest time :meth:`stuck` could become true, as things stand at ``now`` (work
+        appearing later starts its clock then, so it can only be later)."""
+        busy = self.sending or bool(self._items) or bool(self._control)
+        return (self.last_progress if busy else now) + self.stuck_timeout

@@ -38,6 +38,14 @@ class Activity:
     def silent_for(self) -> float:
         return trio.current_time() - self.last
 
+    async def wait_silent(self, limit: float) -> None:
+        """Return once the peer has been silent for ``limit`` seconds. One timer per check, not
+        a poll: a touch only moves the deadline later, so sleeping until the earliest moment the
+        peer could be silent enough, then looking again, misses nothing (hundreds of connections
+        polling every second cost a noticeable share of the event loop)."""
+        while (deadline := self.last + limit) > trio.current_time():
+            await trio.sleep_until(deadline)
+
 
 class ConnectionClosed(Exception):
     """The peer went away (raised by ports on receive/send after a disconnect)."""

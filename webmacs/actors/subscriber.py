@@ -68,10 +68,12 @@ async def run_subscriber(
 
     async def watchdog(scope: trio.CancelScope) -> None:
         nonlocal code
-        tick = max(0.05, min(1.0, heartbeat_interval / 4))
+        silent_limit = 2 * heartbeat_interval
         while True:
-            await trio.sleep(tick)
-            if activity.silent_for() > 2 * heartbeat_interval:
+            # Sleep until the first moment either limit could be reached (both only move later).
+            now = trio.current_time()
+            await trio.sleep_until(min(activity.last + silent_limit, outbox.stuck_at(now)))
+            if activity.silent_for() >= silent_limit:
                 code = CLOSE_INTERNAL
                 break
             if outbox.stuck(trio.current_time()):

@@ -30,7 +30,6 @@ SCOPE_KEY = "webmacs.activity"
 ABORT_KEY = "webmacs.abort"
 DIRECT_KEY = "webmacs.direct_send"
 _MARK = "_webmacs_activity_hook"
-PING_POLL_S = 0.5
 # Larger messages take the ordinary path, compressed if the client negotiated it.
 DIRECT_MAX_BYTES = COMPRESS_MIN_BYTES
 
@@ -157,6 +156,13 @@ def _abort(stream: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+def _stop_pings_if_closed(stream: Any) -> None:
+    scope: trio.CancelScope | None = getattr(stream, "_webmacs_pings", None)
+    if scope is not None and (stream.closed
+                              or stream.state != ws_stream.ASGIWebsocketState.CONNECTED):
+        scope.cancel()
+
+
 def install() -> None:
     """Wrap ``WSStream`` once per process (idempotent): activity on every received chunk, an
     abort handle in the scope, a ping loop that ends soon after its connection closes, and
@@ -166,6 +172,7 @@ def install() -> None:
         return
     ws_stream.PerMessageDeflate = SmallMessagesUncompressed  # type: ignore[misc,attr-defined]
     original = cls.handle
+    original_app_send = cls.app_send
 
     async def handle(self: Any, event: Any) -> None:
         if isinstance(event, Body | Data):
@@ -179,22 +186,26 @@ def install() -> None:
             extensions = self.scope.setdefault("extensions", {})
             extensions[ABORT_KEY] = functools.partial(_abort, self)
             extensions[DIRECT_KEY] = DirectSender(self)
+        _stop_pings_if_closed(self)
+
+    async def app_send(self: Any, message: Any) -> None:
+        await original_app_send(self, message)
+        _stop_pings_if_closed(self)
 
     async def send_pings(self: Any) -> None:
         # Hypercorn's own loop sleeps a whole interval before it notices a closed connection,
-        # which holds the server's graceful shutdown for up to that long.
+        # which holds the server's graceful shutdown for up to that long; this one's sleep is
+        # cancelled as soon as the connection closes (no polling: with hundreds of connections,
+        # timers that wake only to look were a visible share of the event loop).
         connected = ws_stream.ASGIWebsocketState.CONNECTED
-        while not self.closed and self.state == connected:
-            await self._send_wsproto_event(Ping())
-            waited = 0.0
-            while waited < self.config.websocket_ping_interval:
-                step = min(PING_POLL_S, self.config.websocket_ping_interval - waited)
-                await self.context.sleep(step)
-                waited += step
-                if self.closed or self.state != connected:
-                    return
+        with trio.CancelScope() as scope:
+            self._webmacs_pings = scope
+            while not self.closed and self.state == connected:
+                await self._send_wsproto_event(Ping())
+                await self.context.sleep(self.config.websocket_ping_interval)
 
     cls.handle = handle
+    cls.app_send = app_send
     cls._send_pings = send_pings
     setattr(cls, _MARK, True)
 
