@@ -2,24 +2,87 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import queue
 import secrets
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import attrs
 import bcrypt
 import jwt
+import outcome
 import trio
+
+T = TypeVar("T")
 
 REQUIRED_CLAIMS = ("sub", "jti", "iat", "exp")
 
 
+class BackgroundThreads:
+    """Worker threads that run at a lower CPU priority than the event loop.
+
+    bcrypt holds a core for ~0.35 s per check and releases the GIL; at the same priority, a
+    login flood on a small machine takes the CPU from the event loop and every other request
+    waits with it. These threads lower their own scheduling priority (``nice`` +10, per thread
+    on Linux; best effort elsewhere), so the kernel runs the event loop first and bcrypt in the
+    time left. They are dedicated threads, because an unprivileged process cannot raise a
+    priority back and trio's thread cache would hand a lowered thread to database work.
+
+    A caller cancelled while waiting gets ``Cancelled``; the job still runs to its end and its
+    result is dropped (bcrypt cannot be interrupted).
+    """
+
+    NICE = 10
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[outcome.Outcome[Any]], None]]] = (
+            queue.SimpleQueue())
+        self._threads = threads
+        self._name = name
+        self._started = 0
+        self._lock = threading.Lock()
+
+    def _work(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.NICE)
+        while True:
+            fn, deliver = self._jobs.get()
+            deliver(outcome.capture(fn))
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            while self._started < self._threads:
+                self._started += 1
+                threading.Thread(target=self._work, name=f"{self._name}-{self._started}",
+                                 daemon=True).start()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        self._ensure_started()
+        token = trio.lowlevel.current_trio_token()
+        done_send, done_recv = trio.open_memory_channel[outcome.Outcome[T]](1)
+
+        def deliver(result: outcome.Outcome[T]) -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(done_send.send_nowait, result)
+
+        self._jobs.put((functools.partial(fn, *args), deliver))
+        result = await done_recv.receive()
+        return result.unwrap()
+
+
 class PasswordHasher:
-    """bcrypt costs ~0.35 s at 12 rounds: always off the Trio thread, at most one per core."""
+    """bcrypt costs ~0.35 s at 12 rounds: always off the Trio thread, at most one per core, at
+    a lower priority than the event loop (see :class:`BackgroundThreads`)."""
 
     def __init__(self, rounds: int = 12) -> None:
         self.rounds = rounds
-        self._limiter = trio.CapacityLimiter(2)
+        self._threads = BackgroundThreads(min(2, os.cpu_count() or 1), "bcrypt")
         self._dummy_hash: bytes | None = None
 
     @staticmethod
@@ -32,7 +95,7 @@ class PasswordHasher:
         return bcrypt.hashpw(self._encode(password), bcrypt.gensalt(self.rounds)).decode("ascii")
 
     async def hash(self, password: str) -> str:
-        return await trio.to_thread.run_sync(self.hash_sync, password, limiter=self._limiter)
+        return await self._threads.run(self.hash_sync, password)
 
     @staticmethod
     def _check(password: bytes, hashed: bytes) -> bool:
@@ -46,17 +109,13 @@ class PasswordHasher:
             # No stored password is that long: never a match, but the same work as one.
             await self.verify_dummy(password)
             return False
-        return await trio.to_thread.run_sync(
-            self._check, self._encode(password), hashed.encode("ascii"), limiter=self._limiter
-        )
+        return await self._threads.run(self._check, self._encode(password), hashed.encode("ascii"))
 
     async def verify_dummy(self, password: str) -> None:
         """Do the same work as a real check, for an unknown email (no timing oracle)."""
         if self._dummy_hash is None:
             self._dummy_hash = (await self.hash(secrets.token_urlsafe(16))).encode("ascii")
-        await trio.to_thread.run_sync(
-            self._check, self._encode(password), self._dummy_hash, limiter=self._limiter
-        )
+        await self._threads.run(self._check, self._encode(password), self._dummy_hash)
 
 
 @attrs.frozen

@@ -152,7 +152,9 @@ def parse_timestamp(raw: Any) -> datetime | None:
 
 def format_timestamp(dt: datetime) -> str:
     """Output form everywhere: UTC, ``+00:00``, microseconds."""
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+    if dt.tzinfo is not UTC:  # stored and stamped times are UTC already: skip the conversion
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="microseconds")
 
 
 def utcnow() -> datetime:

@@ -240,8 +240,9 @@ def _store(
     ``recheck`` resolves everything afresh."""
     if recheck:
         known.clear()
-    wanted = {r.event_public_id for r, _, _ in items if is_public_id(r.event_public_id)}
-    missing = wanted - known.keys()
+    # Each distinct id is looked at once (a batch mostly repeats a few events).
+    unknown = {r.event_public_id for r, _, _ in items} - known.keys()
+    missing = {event_id for event_id in unknown if is_public_id(event_id)}
     if missing:
         found = conn.execute(
             sa.select(events.c.public_id, events.c.id).where(events.c.public_id.in_(missing))
