@@ -519,6 +519,30 @@ async def test_batch_deleted_event_rejected_by_name_others_flow(
     assert [(row["event_public_id"], row["value"]) for row in page["data"]] == [(kept, 21.5)]
 
 
+@pytest.mark.parametrize("n", [1, 1500])  # small batches and large ones take different paths
+async def test_batch_to_an_event_deleted_after_it_was_written_to(
+    client: Any, admin_headers: H, n: int
+) -> None:
+    """The write path remembers event ids; a deleted event's id fails the insert's foreign key,
+    and the batch is resolved again: that event's readings rejected, the others stored."""
+    kept = await create_event(client, admin_headers)
+    gone = await create_event(client, admin_headers)
+    items = [{"value": 1, "event_public_id": gone}, {"value": 2, "event_public_id": kept}]
+    resp = await client.post(f"{DP}/batch", json={"datapoints": items}, headers=admin_headers)
+    assert resp.status_code == 201 and (await body(resp))["accepted"] == 2
+    resp = await client.delete(f"/api/v1/events/{gone}", headers=admin_headers)
+    assert resp.status_code == 200
+    items = [{"value": 3, "event_public_id": gone}] + [
+        {"value": 4, "event_public_id": kept} for _ in range(n)]
+    resp = await client.post(f"{DP}/batch", json={"datapoints": items}, headers=admin_headers)
+    assert resp.status_code == 201, await resp.get_data(as_text=True)
+    data = await body(resp)
+    assert data["accepted"] == n
+    assert [(r["index"], r["event_public_id"]) for r in data["rejected"]] == [(0, gone)]
+    page = await list_dp(client, admin_headers, f"event_public_id={kept}&limit=1")
+    assert page["total"] == n + 1
+
+
 @pytest.mark.parametrize("path", [f"{DP}/batch", f"{DP}/bulk"])
 async def test_batch_all_bad_is_422_per_item(client: Any, admin_headers: H, path: str) -> None:
     good = await create_event(client, admin_headers)

@@ -9,6 +9,7 @@ cancellably) instead of blocking threads on the pool.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
@@ -28,6 +29,7 @@ Dialect = Literal["sqlite", "postgresql"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_TIMEOUT_S = 10.0
+PING_AFTER_IDLE_S = 1.0
 
 
 class DatabaseUnavailable(Exception):
@@ -56,16 +58,43 @@ def create_engine(url: str, pool_size: int) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=POOL_TIMEOUT_S,
-        pool_pre_ping=True,
         # Our statements are short OLTP queries and aggregates: JIT compilation (10-20 ms)
         # costs more than it saves, e.g. on a page's count over a time range.
         connect_args={"connect_timeout": 5, "options": "-c jit=off"},
     )
+    _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only if it sat idle for :data:`PING_AFTER_IDLE_S`.
+
+    ``pool_pre_ping`` costs a round trip on every checkout, i.e. on every request and commit,
+    from a worker thread that then waits for the GIL again. A connection that was in use a
+    moment ago is almost surely alive; if the server did go away meanwhile, the statement fails
+    as unavailable (503, and recorders retry), and SQLAlchemy then drops the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["webmacs_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("webmacs_idle_since")
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # any failure means: discard it and connect afresh
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("connection failed its ping")
 
 
 def _configure_sqlite(engine: Engine) -> None:

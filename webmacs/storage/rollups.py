@@ -47,6 +47,16 @@ def second_of(ts: datetime) -> int:
 
 def add_seconds(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Merge a batch's rows ``(_, value, timestamp, event_id, _)`` into the rollups."""
+    stmt = sa.text(_MERGE[conn.dialect.name]).bindparams(sa.bindparam("lt", type_=UTCDateTime()))
+    conn.execute(stmt, [
+        {"e": e, "s": sec, "n": a[0], "t": a[1], "lo": a[2], "hi": a[3], "lv": a[4], "lt": a[5]}
+        for (e, sec), a in second_rollups(rows)
+    ])
+
+
+def second_rollups(rows: Sequence[tuple[Any, ...]]) -> list[tuple[tuple[int, int], list[Any]]]:
+    """A batch's own rollups: ``((event_id, second), [n, total, lo, hi, last_value, last_ts])``
+    in key order (the order writers lock the rollup rows in)."""
     acc: dict[tuple[int, int], list[Any]] = {}
     for _, value, ts, event_id, _exp in rows:
         key = (event_id, second_of(ts))
@@ -62,11 +72,7 @@ def add_seconds(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
             a[3] = value
         if ts >= a[5]:  # ties: the later row of the batch is the one stored last
             a[4], a[5] = value, ts
-    stmt = sa.text(_MERGE[conn.dialect.name]).bindparams(sa.bindparam("lt", type_=UTCDateTime()))
-    conn.execute(stmt, [
-        {"e": e, "s": sec, "n": a[0], "t": a[1], "lo": a[2], "hi": a[3], "lv": a[4], "lt": a[5]}
-        for (e, sec), a in sorted(acc.items())
-    ])
+    return sorted(acc.items())
 
 
 def _second_expr(dialect: str) -> str:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -19,7 +20,7 @@ from webmacs.storage.records import (
     Page,
     Rejection,
 )
-from webmacs.storage.rollups import add_seconds, rebuild_seconds, second_of
+from webmacs.storage.rollups import add_seconds, rebuild_seconds, second_of, second_rollups
 from webmacs.storage.series import SeriesPoint, SeriesQuery, run_series
 from webmacs.storage.sql.common import SqlRepository, fetch_page
 from webmacs.storage.sql.ingest_frames import settle_frames
@@ -224,7 +225,8 @@ class SqlDatapointRepository(SqlRepository):
         known = self._event_ids
         try:
             return await self.db.write(lambda conn: _store(conn, items, False, known, frames))
-        except sa.exc.IntegrityError:
+        # psycopg's own error: PostgreSQL's rows go through its cursor directly, not SQLAlchemy.
+        except (sa.exc.IntegrityError, psycopg.IntegrityError):
             return await self.db.write(lambda conn: _store(conn, items, True, known, frames))
 
 
@@ -274,6 +276,9 @@ def _store(
             str(uid), reading.value, ts, reading.event_public_id, None if exp is None else exp[1]
         ))
     if rows:
+        if conn.dialect.name == "postgresql" and len(rows) <= ONE_STATEMENT_MAX_ROWS:
+            write_in_one_statement(conn, rows)
+            return outcomes
         if conn.dialect.name == "postgresql":
             copy_rows(conn, rows)
         else:
@@ -311,11 +316,61 @@ UPSERT_COUNT = sa.text(
 
 def add_counts(conn: Connection, rows: Sequence[tuple[Any, ...]], sign: int = 1) -> None:
     """Adjust the per-(event, experiment) counters for rows ``(_, _, _, event_id, exp_id)``."""
+    conn.execute(UPSERT_COUNT, [{"e": e, "x": x, "n": sign * n} for (e, x), n in count_deltas(rows)])
+
+
+def count_deltas(rows: Sequence[tuple[Any, ...]]) -> list[tuple[tuple[int, int], int]]:
+    """Rows per (event, experiment key), in key order (the order writers lock counters in)."""
     counts: dict[tuple[int, int], int] = {}
     for row in rows:
         key = (row[3], row[4] or 0)
         counts[key] = counts.get(key, 0) + 1
-    conn.execute(UPSERT_COUNT, [{"e": e, "x": x, "n": sign * n} for (e, x), n in sorted(counts.items())])
+    return sorted(counts.items())
+
+
+# Up to this many rows, PostgreSQL gets rows, counters and rollups in one statement (one round
+# trip instead of five: COPY's two, the counters', the rollups'); a round trip from a worker
+# thread also waits to get the GIL back from a busy event loop. Above it COPY is faster.
+ONE_STATEMENT_MAX_ROWS = 1000
+
+ONE_STATEMENT_SQL = """
+WITH rows AS (
+  INSERT INTO datapoints (public_id, value, timestamp, event_id, experiment_id)
+  SELECT * FROM unnest(%(u)s::uuid[], %(v)s::float8[], %(t)s::timestamptz[], %(e)s::int8[],
+                       %(x)s::int8[])
+), counts AS (
+  INSERT INTO datapoint_counts (event_id, experiment_key, n)
+  SELECT * FROM unnest(%(ce)s::int8[], %(cx)s::int8[], %(cn)s::int8[])
+  ON CONFLICT (event_id, experiment_key) DO UPDATE SET n = datapoint_counts.n + excluded.n
+)
+INSERT INTO datapoint_seconds AS s (event_id, second, n, total, lo, hi, last_value, last_ts)
+SELECT * FROM unnest(%(se)s::int8[], %(ss)s::int8[], %(sn)s::int8[], %(st)s::float8[],
+                     %(slo)s::float8[], %(shi)s::float8[], %(slv)s::float8[], %(slt)s::timestamptz[])
+ON CONFLICT (event_id, second) DO UPDATE SET
+  n = s.n + excluded.n, total = s.total + excluded.total,
+  lo = LEAST(s.lo, excluded.lo), hi = GREATEST(s.hi, excluded.hi),
+  last_value = CASE WHEN excluded.last_ts >= s.last_ts THEN excluded.last_value ELSE s.last_value END,
+  last_ts = GREATEST(s.last_ts, excluded.last_ts)
+"""
+
+
+def write_in_one_statement(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """PostgreSQL: insert rows ``(public_id, value, timestamp, event_id, experiment_id)`` and
+    merge their counters and rollups with one statement, inside the current transaction."""
+    counts = count_deltas(rows)
+    seconds = second_rollups(rows)
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(ONE_STATEMENT_SQL, {
+            "u": [r[0] for r in rows], "v": [r[1] for r in rows], "t": [r[2] for r in rows],
+            "e": [r[3] for r in rows], "x": [r[4] for r in rows],
+            "ce": [k[0] for k, _ in counts], "cx": [k[1] for k, _ in counts],
+            "cn": [n for _, n in counts],
+            "se": [k[0] for k, _ in seconds], "ss": [k[1] for k, _ in seconds],
+            "sn": [a[0] for _, a in seconds], "st": [a[1] for _, a in seconds],
+            "slo": [a[2] for _, a in seconds], "shi": [a[3] for _, a in seconds],
+            "slv": [a[4] for _, a in seconds], "slt": [a[5] for _, a in seconds],
+        }, prepare=True)
 
 
 COPY_SQL = (
