@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import trio
 
+from webmacs.actors.tree import command_prune_interval, open_actor_tree
 from webmacs.commands import Candidate
 from webmacs.services import Services
 from webmacs.settings import SettingsError, load_settings
-from webmacs.storage.records import DatapointRecord, EventFields
+from webmacs.storage.records import DatapointRecord, EventFields, NewReading
+from webmacs.validation import utcnow
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 TTL = timedelta(seconds=300)
@@ -83,3 +86,31 @@ def test_command_ttl_setting(tmp_path: Path) -> None:
         env["COMMAND_TTL_SECONDS"] = bad
         with pytest.raises(SettingsError, match="COMMAND_TTL_SECONDS"):
             load_settings(env, workdir=tmp_path, persist_secret=False)
+
+
+def test_the_prune_interval_follows_the_ttl_between_a_minute_and_an_hour() -> None:
+    assert [command_prune_interval(timedelta(seconds=s)) for s in (1, 300, 7 * 24 * 3600)] == [
+        60.0, 300.0, 3600.0]
+
+
+async def test_the_tree_prunes_expired_commands_and_stores_published_ones(
+    services: Services,
+) -> None:
+    repo = services.repos.commands
+    act = await make_event(services, "actuator")
+    await repo.create([candidate(act, 1.0, "c:a")], T0, TTL)  # expired long ago
+    async with open_actor_tree(services) as tree:
+        with trio.fail_after(10):
+            while await repo.count():
+                await trio.sleep(0.01)
+        # A declared actuator reading published by the hub becomes a stored command.
+        link = tree.commander.open_session("c:a")
+        await link.hello([act])
+        ticket = await tree.ingest((NewReading(0, 2.0, act, None),))
+        (stored,) = (await ticket.wait()).stored
+        with trio.fail_after(10):
+            while not len(link.outbox):
+                await trio.sleep(0.01)
+        (cmd,) = await repo.pending("c:a", [act], utcnow())
+        assert (cmd.value, cmd.timestamp) == (2.0, stored.timestamp)
+        link.close()

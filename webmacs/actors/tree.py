@@ -249,6 +249,12 @@ async def run_pruner(
         await trio.sleep(interval)
 
 
+def command_prune_interval(ttl: timedelta) -> float:
+    """Expired commands are never sent (redelivery skips them): pruning only bounds the table,
+    so once per TTL, at least hourly and at most once a minute."""
+    return min(PRUNE_INTERVAL_S, max(60.0, ttl.total_seconds()))
+
+
 @asynccontextmanager
 async def open_actor_tree(
     svc: Services, policy: FlushPolicy | None = None, relay: CommandRelay | None = None,
@@ -293,11 +299,8 @@ async def open_actor_tree(
                                    "telemetry frame ids",
                                    timedelta(hours=svc.settings.ingest_frame_retention_hours))
         supervisor.start_permanent("commander", run_commander, commander)
-        # Expired commands are never sent (the redelivery query skips them); pruning bounds
-        # the table, at least hourly and at most once a minute.
         supervisor.start_permanent("command-pruner", run_pruner, repos.commands.prune,
-                                   "expired commands", timedelta(0),
-                                   min(PRUNE_INTERVAL_S, max(60.0, ttl.total_seconds())))
+                                   "expired commands", timedelta(0), command_prune_interval(ttl))
         try:
             yield tree
         finally:
