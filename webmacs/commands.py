@@ -207,6 +207,8 @@ class CommandBook:
     def note_origin(self, identity: str, rows: Iterable[DatapointRecord]) -> None:
         """A controller's own rows, just committed: it is not commanded with them. Only rows of
         events it declared matter (nobody else's identity can be a target of them by mistake)."""
+        if not self._by_event:
+            return  # nothing declared anywhere: the common case costs one test per commit
         for row in rows:
             if self.declares(identity, row.event_public_id):
                 self._origins[row.public_id] = identity
