@@ -55,7 +55,7 @@ class FakeStore:
         return made
 
     async def pending(self, target: str, event_ids: Sequence[str], now: datetime,
-                      limit: int = 256) -> list[CommandRecord]:
+                      limit: int = 1000) -> list[CommandRecord]:
         await trio.sleep(0.01)
         return [r for r in self.rows if r.target == target and r.event_public_id in event_ids]
 
@@ -98,7 +98,9 @@ class Rig:
 
 
 @asynccontextmanager
-async def open_rig(identity: str = "c:rig", port: FakePort | None = None) -> AsyncIterator[Rig]:
+async def open_rig(
+    identity: str = "c:rig", port: FakePort | None = None, outbox: int = 10_000,
+) -> AsyncIterator[Rig]:
     """A commander (running) and one controller session with commands enabled."""
     store, book = FakeStore(), CommandBook()
     commander = Commander(book, store, LocalRelay(book), timedelta(seconds=300))
@@ -109,7 +111,7 @@ async def open_rig(identity: str = "c:rig", port: FakePort | None = None) -> Asy
 
         async def session() -> None:
             await run_controller_session(port, submit, Activity(), 30.0, trio.Event(), 10,
-                                         commands=lambda: commander.open_session(identity))
+                                         commands=lambda: commander.open_session(identity, outbox))
 
         nursery.start_soon(session)
         yield Rig(store, commander, port, submit, identity)
@@ -204,7 +206,7 @@ class StuckPort(FakePort):
 async def test_a_controller_that_never_reads_blocks_nobody_and_its_outbox_stays_bounded(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with open_rig(port=StuckPort()) as rig:
+    async with open_rig(port=StuckPort(), outbox=256) as rig:
         await rig.send(hello(A))
         for i in range(2000):  # far more than the reply channel (64) and the outbox (256)
             rig.commander.on_publish((row(A, float(i)),))

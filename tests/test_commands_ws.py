@@ -4,6 +4,7 @@ controller's own writes, error frames for bad control frames, v2 clients unaffec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,16 @@ from typing import Any
 
 import trio
 import trio_websocket
-from test_websockets import DP, Server, frame, readings, recv_json, running_server
+from test_websockets import (
+    DP,
+    TELEMETRY,
+    RawWebSocket,
+    Server,
+    frame,
+    readings,
+    recv_json,
+    running_server,
+)
 
 from webmacs.commands import BAD_COMMAND_ID, BAD_EVENTS
 from webmacs.validation import is_public_id
@@ -60,8 +70,8 @@ class Controller:
         await self.ws.send_message(json.dumps({"type": "command_ack", "id": command_id}))
         await self.sync()
 
-    async def wait_commands(self, n: int) -> list[dict[str, Any]]:
-        await self.wait(lambda: len(self.commands) >= n)
+    async def wait_commands(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        await self.wait(lambda: len(self.commands) >= n, timeout)
         return self.commands
 
 
@@ -204,3 +214,37 @@ async def test_pending_commands_survive_a_restart(database_url: str, tmp_path: P
             assert await ctl.wait_commands(1) == [cmd]
             await ctl.ack(cmd["id"])
         assert await stored_for(server, "c:rig-9") == 0
+
+
+async def test_a_controller_that_never_reads_delays_no_one(database_url: str, tmp_path: Path) -> None:
+    async with running_server(database_url, tmp_path) as server, trio.open_nursery() as nursery:
+        act = await event(server, "range")
+        raw = await RawWebSocket.connect(
+            server.host, server.port, f"{TELEMETRY}?token={server.token}&controller_id=stuck",
+            rcvbuf=4096)
+        await raw.send_text(json.dumps({"type": "hello", "events": [act]}))
+
+        async def keep_alive() -> None:  # it talks (no heartbeat close), it just never reads
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                while True:
+                    await raw.send_text('{"datapoints":[]}')
+                    await trio.sleep(0.2)
+
+        nursery.start_soon(keep_alive)
+        async with controller(server, "healthy") as ctl:
+            await ctl.hello(act)
+            with trio.fail_after(10):
+                while server.running.tree.commander.book.declared_events < 1 or len(
+                        server.running.tree.commander.book.sessions) < 2:
+                    await trio.sleep(0.01)
+            values = [float(i) for i in range(3000)]
+            for start in range(0, len(values), 500):
+                resp = await server.http.post(f"{DP}/batch", headers=server.headers, json={
+                    "datapoints": [{"event_public_id": act, "value": v}
+                                   for v in values[start:start + 500]]})
+                assert resp.status_code == 201, resp.text
+            commands = await ctl.wait_commands(len(values), timeout=30)
+            assert [c["value"] for c in commands] == values  # all of them, in submission order
+        assert await stored_for(server, "c:stuck") == len(values)  # kept for its next hello
+        nursery.cancel_scope.cancel()
+        await raw.aclose()

@@ -111,7 +111,7 @@ class CommandOutbox:
     command id. A dropped command stays pending in the database and is sent again on the next
     ``hello`` (on this connection or the next)."""
 
-    def __init__(self, max_items: int = 256) -> None:
+    def __init__(self, max_items: int = 10_000) -> None:
         self.max_items = max_items
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self.dropped = 0

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 STORE_BATCH = 500  # candidates per transaction
 RETRY_DELAYS = (0.1, 0.5, 1.0, 5.0)  # database trouble: the last delay repeats
-SESSION_OUTBOX = 256
+SESSION_OUTBOX = 10_000  # commands per connection not yet handed to its writer (as subscribers)
+REDELIVER_LIMIT = 1000  # pending commands a hello sends again, the newest
 
 
 class CommandStore(Protocol):
@@ -56,7 +57,7 @@ class CommandStore(Protocol):
     ) -> list[CommandRecord]: ...
 
     async def pending(
-        self, target: str, event_ids: Sequence[str], now: datetime, limit: int = 256
+        self, target: str, event_ids: Sequence[str], now: datetime, limit: int = REDELIVER_LIMIT
     ) -> list[CommandRecord]: ...
 
     async def ack(self, target: str, command_id: str) -> bool: ...
@@ -180,8 +181,8 @@ class SessionCommands:
         """Declare ``events`` (replacing an earlier hello), then queue every pending command of
         this controller for them: commands not acked on an earlier connection are sent again."""
         self.commander.book.declare(self.entry, events)
-        pending = await self.commander.store.pending(self.identity, list(events), utcnow(),
-                                                     self.outbox.max_items)
+        pending = await self.commander.store.pending(
+            self.identity, list(events), utcnow(), min(REDELIVER_LIMIT, self.outbox.max_items))
         for cmd in pending:
             if self.outbox.offer(cmd.public_id, encode_command(cmd)):
                 self.redelivered += 1

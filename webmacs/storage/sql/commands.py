@@ -59,7 +59,7 @@ class SqlCommandRepository(SqlRepository):
         return await self.write_retrying(run)
 
     async def pending(
-        self, target: str, event_ids: Sequence[str], now: datetime, limit: int = 256
+        self, target: str, event_ids: Sequence[str], now: datetime, limit: int = 1000
     ) -> list[CommandRecord]:
         """The target's unacked, unexpired commands for these events: the newest ``limit``,
         oldest first."""
