@@ -4,7 +4,7 @@ the book of declarations (targets, no echo), the queue of candidates. No sockets
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -98,6 +98,15 @@ def test_outbox_is_bounded_drop_oldest_and_one_entry_per_id() -> None:
     assert box.take() == [b"three"]
     assert box.take() == []
     assert box.offer("1", b"one")  # taken: may be queued again (a later hello)
+
+
+def test_outbox_never_hands_out_an_expired_command() -> None:
+    box = CommandOutbox()
+    box.offer("old", b"old", T0)
+    box.offer("new", b"new", T0 + timedelta(seconds=1))
+    box.offer("forever", b"forever")
+    assert box.take(T0) == [b"new", b"forever"]
+    assert box.expired == 1
 
 
 # ---------------------------------------------------------------- book

@@ -41,7 +41,7 @@ async def test_create_redeliver_ack_expire_and_prune(services: Services) -> None
     ], T0, TTL)
     assert [(c.target, c.event_public_id, c.value) for c in made] == [
         ("c:a", act, 1.0), ("c:b", act, 1.0), ("c:a", rng, 3.5)]
-    assert all(c.timestamp == T0 for c in made)
+    assert all((c.timestamp, c.expires_at) == (T0, T0 + TTL) for c in made)
     a_act, b_act, a_rng = made
 
     assert await repo.pending("c:a", [act, rng, sensor], T0) == [a_act, a_rng]

@@ -89,6 +89,7 @@ class CommandRecord(NamedTuple):
     event_public_id: str
     value: float
     timestamp: datetime
+    expires_at: datetime | None = None  # never sent from then on
 
 
 def encode_command(cmd: CommandRecord) -> bytes:
@@ -113,17 +114,18 @@ class CommandOutbox:
 
     def __init__(self, max_items: int = 10_000) -> None:
         self.max_items = max_items
-        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._items: OrderedDict[str, tuple[bytes, datetime | None]] = OrderedDict()
         self.dropped = 0
+        self.expired = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def offer(self, command_id: str, frame: bytes) -> bool:
+    def offer(self, command_id: str, frame: bytes, expires_at: datetime | None = None) -> bool:
         """Queue a command unless it is queued already; False when nothing was added."""
         if command_id in self._items:
             return False
-        self._items[command_id] = frame
+        self._items[command_id] = (frame, expires_at)
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
             self.dropped += 1
@@ -133,8 +135,12 @@ class CommandOutbox:
         """Acked before it was sent (delivered on an earlier connection): no need to send it."""
         self._items.pop(command_id, None)
 
-    def take(self) -> list[bytes]:
-        frames = list(self._items.values())
+    def take(self, now: datetime | None = None) -> list[bytes]:
+        """Everything queued, oldest first, except commands whose TTL passed while they waited
+        (for a controller that did not read)."""
+        frames = [frame for frame, expires in self._items.values()
+                  if now is None or expires is None or now < expires]
+        self.expired += len(self._items) - len(frames)
         self._items.clear()
         return frames
 

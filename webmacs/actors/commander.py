@@ -79,7 +79,7 @@ def deliver(book: CommandBook, commands: Sequence[CommandRecord]) -> int:
             continue
         frame = encode_command(cmd)
         for entry in entries:
-            if entry.outbox.offer(cmd.public_id, frame):
+            if entry.outbox.offer(cmd.public_id, frame, cmd.expires_at):
                 queued += 1
                 entry.wake()
     return queued
@@ -184,7 +184,7 @@ class SessionCommands:
         pending = await self.commander.store.pending(
             self.identity, list(events), utcnow(), min(REDELIVER_LIMIT, self.outbox.max_items))
         for cmd in pending:
-            if self.outbox.offer(cmd.public_id, encode_command(cmd)):
+            if self.outbox.offer(cmd.public_id, encode_command(cmd), cmd.expires_at):
                 self.redelivered += 1
         if pending:
             self.ring()
@@ -195,7 +195,7 @@ class SessionCommands:
             self.acked += 1
 
     def take(self) -> list[bytes]:
-        return self.outbox.take()
+        return self.outbox.take(utcnow())
 
     async def wait(self) -> None:
         await self._bell_recv.receive()

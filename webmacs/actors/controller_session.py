@@ -260,7 +260,8 @@ async def run_controller_session(
         if link is not None:
             link.close()
             commanded = (f", {stats.commands} commands sent ({link.redelivered} redelivered), "
-                         f"{link.acked} acked, {link.outbox.dropped} dropped from a full outbox")
+                         f"{link.acked} acked, {link.outbox.dropped} dropped from a full outbox, "
+                         f"{link.outbox.expired} expired before they could be sent")
         log.info("%s: closed (%d frames, %d readings stored, %d rejected, %d bad frames, "
                  "%d resends answered from their first ack%s)",
                  name, stats.frames, stats.readings, stats.rejected, stats.errors, stats.replayed,

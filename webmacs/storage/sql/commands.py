@@ -44,7 +44,7 @@ class SqlCommandRepository(SqlRepository):
                     continue
                 for target in cand.targets:
                     record = CommandRecord(new_public_id(), target, cand.row.event_public_id,
-                                           cand.row.value, cand.row.timestamp)
+                                           cand.row.value, cand.row.timestamp, now + ttl)
                     records.append(record)
                     params.append({
                         "public_id": record.public_id, "target": target, "event_id": event_id,
@@ -69,15 +69,16 @@ class SqlCommandRepository(SqlRepository):
             for chunk in _chunks(event_ids):
                 rows = conn.execute(
                     sa.select(commands.c.id, commands.c.public_id, events.c.public_id,
-                              commands.c.value, commands.c.timestamp)
+                              commands.c.value, commands.c.timestamp, commands.c.expires_at)
                     .select_from(commands.join(events, events.c.id == commands.c.event_id))
                     .where(commands.c.target == target, events.c.public_id.in_(chunk),
                            commands.c.expires_at > now)
                     .order_by(commands.c.id.desc())
                     .limit(limit)
                 )
-                found.extend((int(row_id), CommandRecord(str(pid), target, str(ev), float(value), ts))
-                             for row_id, pid, ev, value, ts in rows)
+                found.extend(
+                    (int(row_id), CommandRecord(str(pid), target, str(ev), float(value), ts, exp))
+                    for row_id, pid, ev, value, ts, exp in rows)
             found.sort(key=lambda item: item[0])
             return [record for _, record in found[-limit:]]
 
