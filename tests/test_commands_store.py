@@ -5,14 +5,16 @@ pruning deletes expired commands only, deleting an event deletes its commands.""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import trio
 
+from webmacs.actors.commander import deliver
 from webmacs.actors.tree import command_prune_interval, open_actor_tree
-from webmacs.commands import Candidate
+from webmacs.commands import Candidate, CommandBook, CommandRecord
 from webmacs.services import Services
 from webmacs.settings import SettingsError, load_settings
 from webmacs.storage.records import DatapointRecord, EventFields, NewReading
@@ -113,4 +115,44 @@ async def test_the_tree_prunes_expired_commands_and_stores_published_ones(
                 await trio.sleep(0.01)
         (cmd,) = await repo.pending("c:a", [act], utcnow())
         assert (cmd.value, cmd.timestamp) == (2.0, stored.timestamp)
+        link.close()
+
+
+class RecordingRelay:
+    """A relay as a bus would be: it sees every stored command, and its ``run`` is an actor."""
+
+    def __init__(self, book: CommandBook) -> None:
+        self.book = book
+        self.published: list[CommandRecord] = []
+        self.running = trio.Event()
+
+    async def publish(self, commands: Sequence[CommandRecord]) -> None:
+        self.published.extend(commands)
+        deliver(self.book, commands)  # what each instance does with what it receives
+
+    async def run(self) -> None:
+        self.running.set()
+        await trio.sleep_forever()
+
+
+async def test_the_command_relay_is_a_port_the_tree_takes(services: Services) -> None:
+    relays: list[RecordingRelay] = []
+
+    def make(book: CommandBook) -> RecordingRelay:
+        relays.append(RecordingRelay(book))
+        return relays[-1]
+
+    act = await make_event(services, "actuator")
+    async with open_actor_tree(services, relay=make) as tree:
+        (relay,) = relays
+        with trio.fail_after(10):
+            await relay.running.wait()
+        link = tree.commander.open_session("c:a")
+        await link.hello([act])
+        await (await tree.ingest((NewReading(0, 3.0, act, None),))).wait()
+        with trio.fail_after(10):
+            while not relay.published:
+                await trio.sleep(0.01)
+        assert [(c.target, c.value) for c in relay.published] == [("c:a", 3.0)]
+        assert len(link.take()) == 1
         link.close()

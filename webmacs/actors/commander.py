@@ -64,9 +64,18 @@ class CommandStore(Protocol):
 
 
 class CommandRelay(Protocol):
-    """Delivers stored commands to the connected sessions of their targets."""
+    """Delivers stored commands to the connected sessions of their targets.
+
+    ``publish`` is called by the commander with each batch of commands it stored. ``run`` is
+    started as the ``command-relay`` actor (permanent): a bus implementation receives there what
+    other instances published and hands it to :func:`deliver` for this instance's book."""
 
     async def publish(self, commands: Sequence[CommandRecord]) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+RelayFactory = Callable[[CommandBook], CommandRelay]
 
 
 def deliver(book: CommandBook, commands: Sequence[CommandRecord]) -> int:
@@ -93,6 +102,9 @@ class LocalRelay:
 
     async def publish(self, commands: Sequence[CommandRecord]) -> None:
         deliver(self.book, commands)
+
+    async def run(self) -> None:
+        """Nothing comes from elsewhere: the actor ends at once."""
 
 
 class Commander:

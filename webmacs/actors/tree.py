@@ -13,6 +13,7 @@
     ├── token-pruner    permanent  hourly: expired token revocations
     ├── frame-pruner    permanent  hourly: telemetry frame ids past INGEST_FRAME_RETENTION_HOURS
     ├── commander       permanent  stores commands for declared actuators, hands them to the relay
+    ├── command-relay   permanent  a bus relay's receiving side (in-process: ends at once)
     └── command-pruner  permanent  deletes commands past COMMAND_TTL_SECONDS
     connection actors (controller sessions, subscribers) run in Hypercorn's handler tasks,
     counted by the tree so shutdown can close them with 1001 first.
@@ -30,7 +31,7 @@ from typing import Any, cast
 import trio
 
 from webmacs.actors.batching import FlushPolicy
-from webmacs.actors.commander import Commander, CommandRelay, LocalRelay, run_commander
+from webmacs.actors.commander import Commander, LocalRelay, RelayFactory, run_commander
 from webmacs.actors.hub import (
     EventCreated,
     EventDeleted,
@@ -257,9 +258,10 @@ def command_prune_interval(ttl: timedelta) -> float:
 
 @asynccontextmanager
 async def open_actor_tree(
-    svc: Services, policy: FlushPolicy | None = None, relay: CommandRelay | None = None,
+    svc: Services, policy: FlushPolicy | None = None, relay: RelayFactory = LocalRelay,
 ) -> AsyncIterator[ActorTree]:
-    """Start hub, router and recorders; on exit shut down gracefully and stop them."""
+    """Start hub, router and recorders; on exit shut down gracefully and stop them.
+    ``relay`` builds the command relay for the tree's book (in-process by default)."""
     repos = svc.repos
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor(
@@ -283,7 +285,7 @@ async def open_actor_tree(
         supervisor.start_permanent("router", run_router, router_recv, router)
         book = CommandBook()
         ttl = timedelta(seconds=svc.settings.command_ttl_seconds)
-        commander = Commander(book, repos.commands, relay or LocalRelay(book), ttl)
+        commander = Commander(book, repos.commands, relay(book), ttl)
         hub.on_publish = commander.on_publish
         tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send, sequencer, commander)
 
@@ -299,6 +301,7 @@ async def open_actor_tree(
                                    "telemetry frame ids",
                                    timedelta(hours=svc.settings.ingest_frame_retention_hours))
         supervisor.start_permanent("commander", run_commander, commander)
+        supervisor.start_permanent("command-relay", commander.relay.run)
         supervisor.start_permanent("command-pruner", run_pruner, repos.commands.prune,
                                    "expired commands", timedelta(0), command_prune_interval(ttl))
         try:
