@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 import orjson
 
+from webmacs.commands import CommandAck, ControlError, Hello, is_control, parse_control
 from webmacs.jsonparse import MalformedJSON, loads_strict
 from webmacs.readings import batch_too_large, parse_items, rejection_json
 from webmacs.storage.records import NewReading, Rejection
@@ -37,12 +38,24 @@ class FrameError:
 
 
 def parse_telemetry(raw: str | bytes, max_batch: int) -> TelemetryFrame | FrameError:
+    parsed = parse_controller_frame(raw, max_batch, control=False)
+    assert isinstance(parsed, TelemetryFrame | FrameError)
+    return parsed
+
+
+ControllerFrame = TelemetryFrame | FrameError | Hello | CommandAck | ControlError
+
+
+def parse_controller_frame(raw: str | bytes, max_batch: int, *, control: bool) -> ControllerFrame:
+    """A telemetry frame, or with ``control`` a ``hello``/``command_ack`` frame (§8) too."""
     if isinstance(raw, bytes):
         return FrameError(None, False, MALFORMED)  # binary frames are not JSON text (§5.2)
     try:
         body = loads_strict(raw)
     except MalformedJSON:
         return FrameError(None, False, MALFORMED)
+    if control and is_control(body):
+        return parse_control(body)
     if not isinstance(body, dict):
         return FrameError(None, False, NOT_OBJECT)
     has_seq = "seq" in body and body["seq"] is not None

@@ -56,6 +56,7 @@ class Settings:
     secret_key_generated: bool = False
     ingest_flush_window: float = 0.0
     ingest_frame_retention_hours: int = 48
+    command_ttl_seconds: int = 300
     timescale: TimescaleOptions = attrs.field(factory=TimescaleOptions)
     login_throttle: ThrottlePolicy = attrs.field(factory=ThrottlePolicy)
     trusted_proxies: tuple[Network, ...] = ()
@@ -332,6 +333,7 @@ def load_settings(
         ingest_flush_window=_float(env, "INGEST_FLUSH_WINDOW_MS", 0.0, 0.0, 1000.0) / 1000,
         # §8 promises resends are recognised for at least 24 h.
         ingest_frame_retention_hours=_int(env, "INGEST_FRAME_RETENTION_HOURS", 48, 24, 8760),
+        command_ttl_seconds=_int(env, "COMMAND_TTL_SECONDS", 300, 1, 7 * 24 * 3600),
         timescale=TimescaleOptions(
             chunk_interval=intervals["TIMESCALE_CHUNK_INTERVAL"] or "1 day",
             compress_after=intervals["TIMESCALE_COMPRESS_AFTER"],

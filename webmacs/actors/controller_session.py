@@ -7,6 +7,13 @@ so TCP pushes back on the controller instead of webmacs buffering without bound 
 
 Replies go only to clients that read: a connection earns acks and error frames by sending a
 frame with ``seq``. v2 controllers never do, and never get a byte back (§5.2).
+
+Commands (§8): a ``hello`` frame declares the events the controller drives and opens the
+session's command side (:class:`~webmacs.actors.commander.SessionCommands`); its *pump* moves
+commands from their bounded outbox into the same reply channel as acks, so the one writer sends
+both and a controller that stops reading is throttled, never buffered without bound. ``hello``
+and ``command_ack`` frames (and their error frames) also earn replies: a client that asks for
+commands reads.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
+from webmacs.actors.commander import OpenSession, SessionCommands
 from webmacs.actors.messages import IngestFailed, Ticket
 from webmacs.actors.ports import Activity, ConnectionClosed, WebSocketPort
 from webmacs.actors.subscriber import CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_NORMAL, close_quietly
+from webmacs.commands import CommandAck, ControlError, Hello
 from webmacs.frame_ids import FrameTag, frame_tag
-from webmacs.frames import FrameError, TelemetryFrame, ack, error, parse_telemetry
+from webmacs.frames import FrameError, TelemetryFrame, ack, error, parse_controller_frame
+from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import NewReading
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,7 @@ class SessionStats:
     rejected: int = 0
     errors: int = 0
     replayed: int = 0  # resent frames answered with their first ack
+    commands: int = 0  # command frames queued for sending
 
 
 async def run_controller_session(
@@ -58,15 +69,21 @@ async def run_controller_session(
     outbox_size: int = 64,
     name: str = "controller",
     controller_id: str | None = None,
+    commands: OpenSession | None = None,
 ) -> int:
     """``controller_id`` (from the handshake) makes each ``seq`` frame a frame id: the store
-    answers a resend with its first ack instead of storing it again (§8)."""
+    answers a resend with its first ack instead of storing it again (§8). ``commands`` opens
+    the session's command side at its first ``hello`` (None: hello frames are telemetry, and
+    refused as such)."""
     stats = SessionStats()
     slots = trio.Semaphore(max_inflight)
     inflight_send, inflight_recv = trio.open_memory_channel[Pending](max_inflight)
     outbox_send, outbox_recv = trio.open_memory_channel[bytes](outbox_size)
+    pump_send = outbox_send.clone() if commands is not None else None
     code = CLOSE_NORMAL
     replies = False
+    link: SessionCommands | None = None
+    link_open = trio.Event()
 
     # The submission in hand (see reader). Shutdown gives it SHUTDOWN_GRACE_S; until then it
     # has no time limit, because every frame with ``seq`` gets exactly one answer.
@@ -81,7 +98,14 @@ async def run_controller_session(
                 await slots.acquire()
                 raw = await port.receive()
                 activity.touch()
-                frame = parse_telemetry(raw, max_batch)
+                frame = parse_controller_frame(raw, max_batch, control=commands is not None)
+                if isinstance(frame, Hello | CommandAck | ControlError):
+                    answer = await control(frame)
+                    if answer is None:
+                        slots.release()
+                    else:
+                        inflight_send.send_nowait(answer)
+                    continue
                 pending, tag = answer_now(frame)
                 if pending is None and isinstance(frame, TelemetryFrame) and frame.readings:
                     # A frame that was read is submitted even while shutdown cancels the
@@ -106,6 +130,44 @@ async def run_controller_session(
                     slots.release()
                 else:
                     inflight_send.send_nowait(pending)
+
+    async def control(frame: Hello | CommandAck | ControlError) -> Pending | None:
+        """A ``hello`` or ``command_ack``: its error frame, or None (no reply on success)."""
+        nonlocal replies, link
+        replies = True
+        stats.frames += 1
+        if isinstance(frame, ControlError):
+            stats.errors += 1
+            log.info("%s: bad frame: %s", name, frame.detail)
+            return Pending(None, True, None, frame.detail)
+        if link is None:
+            assert commands is not None
+            link = commands()
+            link_open.set()
+        try:
+            if isinstance(frame, Hello):
+                await link.hello(frame.events)
+                log.info("%s: declared %d events for commands", name, len(frame.events))
+            else:
+                await link.ack(frame.id)
+        except DatabaseUnavailable:
+            return Pending(None, True, None, "Database unavailable.")
+        return None
+
+    async def pump() -> None:
+        """Commands from the session's outbox into the reply channel (waits when it is full)."""
+        assert pump_send is not None
+        async with pump_send:
+            await link_open.wait()
+            assert link is not None
+            while True:
+                frames = link.take()
+                if not frames:
+                    await link.wait()
+                    continue
+                for frame in frames:
+                    await pump_send.send(frame)
+                    stats.commands += 1
 
     def answer_now(frame: TelemetryFrame | FrameError) -> tuple[Pending | None, FrameTag | None]:
         """The answer of a frame that needs no storage (bad, or no readings), or None and the
@@ -179,6 +241,8 @@ async def run_controller_session(
                 pipeline.start_soon(writer)
                 async with trio.open_nursery() as reading:
                     reading.start_soon(reader)
+                    if pump_send is not None:
+                        reading.start_soon(pump)
                     await shutdown.wait()
                     # Shutting down: stop reading, bound the frame in hand, then let the acker
                     # and writer drain.
@@ -190,8 +254,15 @@ async def run_controller_session(
     except* ConnectionClosed:
         code = CLOSE_NORMAL
     finally:
+        commanded = ""
+        if link is not None:
+            link.close()
+            commanded = (f", {stats.commands} commands sent ({link.redelivered} redelivered), "
+                         f"{link.acked} acked, {link.outbox.dropped} dropped from a full outbox, "
+                         f"{link.outbox.expired} expired before they could be sent")
         log.info("%s: closed (%d frames, %d readings stored, %d rejected, %d bad frames, "
-                 "%d resends answered from their first ack)",
-                 name, stats.frames, stats.readings, stats.rejected, stats.errors, stats.replayed)
+                 "%d resends answered from their first ack%s)",
+                 name, stats.frames, stats.readings, stats.rejected, stats.errors, stats.replayed,
+                 commanded)
     await close_quietly(port, code)
     return code

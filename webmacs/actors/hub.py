@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 
 import attrs
 import orjson
@@ -134,9 +135,13 @@ class Hub:
         self.latest = LatestValues()
         self.subscriptions: dict[int, Subscription] = {}
         self.published = 0
+        # Told every published batch (the commander: commands for declared actuators).
+        self.on_publish: Callable[[tuple[DatapointRecord, ...]], None] | None = None
 
     def publish(self, rows: tuple[DatapointRecord, ...], now: float) -> None:
         self.latest.update(rows)
+        if self.on_publish is not None:
+            self.on_publish(rows)
         self.published += len(rows)
         if not self.subscriptions:
             return

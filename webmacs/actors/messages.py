@@ -7,6 +7,7 @@ fails it. (It can count several parts; the router sends each submission to one r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -48,7 +49,13 @@ class ActorFailed(Exception):
 class Ticket:
     """The pending outcome of one submission: ``parts`` completions (or one failure) end it."""
 
-    def __init__(self, parts: int | None = None, rejected: list[Rejection] | None = None) -> None:
+    def __init__(
+        self, parts: int | None = None, rejected: list[Rejection] | None = None,
+        on_commit: Callable[[list[DatapointRecord]], None] | None = None,
+    ) -> None:
+        """``on_commit`` is told the stored rows as the recorder completes the ticket, before
+        they are released to the hub (the commander notes which controller wrote them)."""
+        self._on_commit = on_commit
         self._parts = 0
         self._stored: list[DatapointRecord] = []
         self._rejected: list[Rejection] = list(rejected or [])
@@ -72,6 +79,8 @@ class Ticket:
         self._rejected.append(rejection)
 
     def complete(self, stored: list[DatapointRecord], rejected: list[Rejection]) -> None:
+        if self._on_commit is not None and stored:
+            self._on_commit(stored)
         self._stored.extend(stored)
         self._rejected.extend(rejected)
         self._finish_part()

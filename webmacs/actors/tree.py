@@ -11,7 +11,10 @@
     ├── export[...]     temporary  one per CSV download; 4 chunks in flight
     ├── loop-monitor    permanent
     ├── token-pruner    permanent  hourly: expired token revocations
-    └── frame-pruner    permanent  hourly: telemetry frame ids past INGEST_FRAME_RETENTION_HOURS
+    ├── frame-pruner    permanent  hourly: telemetry frame ids past INGEST_FRAME_RETENTION_HOURS
+    ├── commander       permanent  stores commands for declared actuators, hands them to the relay
+    ├── command-relay   permanent  a bus relay's receiving side (in-process: ends at once)
+    └── command-pruner  permanent  deletes commands past COMMAND_TTL_SECONDS
     connection actors (controller sessions, subscribers) run in Hypercorn's handler tasks,
     counted by the tree so shutdown can close them with 1001 first.
 """
@@ -28,6 +31,7 @@ from typing import Any, cast
 import trio
 
 from webmacs.actors.batching import FlushPolicy
+from webmacs.actors.commander import Commander, LocalRelay, RelayFactory, run_commander
 from webmacs.actors.hub import (
     EventCreated,
     EventDeleted,
@@ -55,6 +59,7 @@ from webmacs.actors.router import (
 )
 from webmacs.actors.sequencing import Sequencer, run_publisher
 from webmacs.actors.supervisor import Supervisor
+from webmacs.commands import CommandBook
 from webmacs.frame_ids import FrameTag
 from webmacs.services import Services
 from webmacs.storage.records import DatapointRecord, ExperimentRecord, NewReading
@@ -77,8 +82,10 @@ class ActorTree:
         hub: Hub,
         hub_send: trio.MemorySendChannel[HubMessage],
         sequencer: Sequencer,
+        commander: Commander,
     ) -> None:
         self.svc = svc
+        self.commander = commander
         self.supervisor = supervisor
         self.router = router
         self.sequencer = sequencer
@@ -106,6 +113,7 @@ class ActorTree:
             "hub": {"subscribers": len(self.hub.subscriptions), "published": self.hub.published},
             "connections": self.connections,
             "escalated": dict(self.supervisor.escalated),
+            "commands": self.commander.metrics(),
         }
 
     @property
@@ -113,8 +121,15 @@ class ActorTree:
         return not self.supervisor.escalated
 
     # -- ingestion and experiments (through the router)
-    async def ingest(self, readings: tuple[NewReading, ...], frame: FrameTag | None = None) -> Ticket:
-        ticket = Ticket()
+    async def ingest(
+        self, readings: tuple[NewReading, ...], frame: FrameTag | None = None,
+        origin: str | None = None,
+    ) -> Ticket:
+        """``origin``: the controller identity sending the readings (commands for events it
+        declared are not echoed back to it)."""
+        commander = self.commander
+        ticket = Ticket() if origin is None else Ticket(
+            on_commit=lambda rows: commander.note_origin(origin, rows))
         try:
             await _send(self._router_send, Submit(readings, ticket, frame))
         except ShuttingDown:
@@ -206,6 +221,9 @@ class ActorTree:
         self._hub_send.close()
         with trio.move_on_after(SHUTDOWN_GRACE_S):
             await self.hub_done.wait()
+        # The commands of what the hub published are stored (redelivered after the restart).
+        with trio.move_on_after(SHUTDOWN_GRACE_S):
+            await self.commander.idle()
 
 
 async def _send(channel: trio.MemorySendChannel[Any], msg: object) -> None:
@@ -232,11 +250,18 @@ async def run_pruner(
         await trio.sleep(interval)
 
 
+def command_prune_interval(ttl: timedelta) -> float:
+    """Expired commands are never sent (redelivery skips them): pruning only bounds the table,
+    so once per TTL, at least hourly and at most once a minute."""
+    return min(PRUNE_INTERVAL_S, max(60.0, ttl.total_seconds()))
+
+
 @asynccontextmanager
 async def open_actor_tree(
-    svc: Services, policy: FlushPolicy | None = None
+    svc: Services, policy: FlushPolicy | None = None, relay: RelayFactory = LocalRelay,
 ) -> AsyncIterator[ActorTree]:
-    """Start hub, router and recorders; on exit shut down gracefully and stop them."""
+    """Start hub, router and recorders; on exit shut down gracefully and stop them.
+    ``relay`` builds the command relay for the tree's book (in-process by default)."""
     repos = svc.repos
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor(
@@ -258,7 +283,11 @@ async def open_actor_tree(
         await router.load()
         router_send, router_recv = trio.open_memory_channel[RouterMessage](ROUTER_INBOX)
         supervisor.start_permanent("router", run_router, router_recv, router)
-        tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send, sequencer)
+        book = CommandBook()
+        ttl = timedelta(seconds=svc.settings.command_ttl_seconds)
+        commander = Commander(book, repos.commands, relay(book), ttl)
+        hub.on_publish = commander.on_publish
+        tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send, sequencer, commander)
 
         async def hub_actor() -> None:
             await run_hub(hub_recv, hub)
@@ -271,6 +300,10 @@ async def open_actor_tree(
         supervisor.start_permanent("frame-pruner", run_pruner, repos.frames.prune,
                                    "telemetry frame ids",
                                    timedelta(hours=svc.settings.ingest_frame_retention_hours))
+        supervisor.start_permanent("commander", run_commander, commander)
+        supervisor.start_permanent("command-relay", commander.relay.run)
+        supervisor.start_permanent("command-pruner", run_pruner, repos.commands.prune,
+                                   "expired commands", timedelta(0), command_prune_interval(ttl))
         try:
             yield tree
         finally:

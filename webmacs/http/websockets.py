@@ -10,9 +10,11 @@ from quart import Blueprint, websocket
 
 from webmacs.actors.controller_session import run_controller_session
 from webmacs.actors.hub import StreamFilter
+from webmacs.actors.messages import Ticket
 from webmacs.actors.ports import Activity
 from webmacs.actors.subscriber import run_subscriber
-from webmacs.frame_ids import controller_id_error
+from webmacs.commands import controller_identity
+from webmacs.frame_ids import FrameTag, controller_id_error
 from webmacs.http.context import services, tree
 from webmacs.http.errors import ApiError, error_response, validation_response
 from webmacs.http.guards import authenticate, bearer_token
@@ -22,8 +24,8 @@ from webmacs.http.ws_activity import ABORT_KEY, DIRECT_KEY, SCOPE_KEY, DirectSen
 from webmacs.http.ws_compression import COMPRESS_MIN_BYTES
 from webmacs.services import Services
 from webmacs.settings import Settings
-from webmacs.storage.records import UserRecord
-from webmacs.validation import FieldError
+from webmacs.storage.records import NewReading, UserRecord
+from webmacs.validation import FieldError, new_public_id
 from webmacs.ws_trust import address_in, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,7 @@ async def controller_telemetry() -> Any:
     controller_id = ids[0] if ids else None
     if controller_id is not None:
         who = f"{who} [{controller_id}]"
+    identity = controller_identity(controller_id, new_public_id())
     if actors.shutting_down.is_set():
         return json_response({"detail": "Server shutting down."}, 503)
     await websocket.accept()
@@ -135,10 +138,14 @@ async def controller_telemetry() -> Any:
     log.info("%s connected from %s", who, websocket.remote_addr)
     settings = svc.settings
 
+    async def submit(readings: tuple[NewReading, ...], tag: FrameTag | None) -> Ticket:
+        return await actors.ingest(readings, tag, origin=identity)
+
     async def session() -> None:
         await run_controller_session(
-            QuartPort(), actors.ingest, activity, settings.ws_heartbeat_interval,
+            QuartPort(), submit, activity, settings.ws_heartbeat_interval,
             actors.shutting_down, settings.max_batch, name=who, controller_id=controller_id,
+            commands=lambda: actors.commander.open_session(identity),
         )
 
     await actors.run_connection(session)

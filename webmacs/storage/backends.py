@@ -8,6 +8,7 @@ import trio
 
 from webmacs.storage.auth_cache import CachedTokenRepository, CachedUserRepository
 from webmacs.storage.database import Database
+from webmacs.storage.sql.commands import SqlCommandRepository
 from webmacs.storage.sql.datapoints import SqlDatapointRepository
 from webmacs.storage.sql.events import SqlEventRepository
 from webmacs.storage.sql.experiments import SqlExperimentRepository
@@ -31,6 +32,7 @@ class Repositories:
     datapoints: SqlDatapointRepository
     logs: SqlLogRepository
     frames: SqlIngestFrameRepository
+    commands: SqlCommandRepository
 
 
 def build_repositories(db: Database, backend: str = "") -> Repositories:
@@ -44,6 +46,7 @@ def build_repositories(db: Database, backend: str = "") -> Repositories:
         datapoints=datapoints,
         logs=SqlLogRepository(db),
         frames=SqlIngestFrameRepository(db),
+        commands=SqlCommandRepository(db),
     )
 
 

@@ -195,9 +195,31 @@ ingest_frames = sa.Table(
     sa.Index("ix_ingest_frames_committed", "committed_at"),
 )
 
+# Commands pushed to controllers (contract §8): one row per command, i.e. per committed actuator
+# datapoint and target controller identity (``c:<controller_id>``, or ``s:<connection>`` for a
+# connection without one). A row is deleted when its controller acks it, and pruned once
+# ``expires_at`` (created + COMMAND_TTL_SECONDS) has passed; until then a ``hello`` naming its
+# event sends it again. Deleting the event deletes its commands.
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("public_id", PublicId, nullable=False, unique=True),
+    sa.Column("target", sa.String(80), nullable=False),
+    sa.Column(
+        "event_id", BigId, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("value", sa.Float(53), nullable=False),
+    sa.Column("timestamp", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_commands_target", "target", "event_id", "id"),
+    sa.Index("ix_commands_expires", "expires_at"),
+)
+
 ALL_TABLES = (
-    ingest_frames, revoked_tokens, log_entries, datapoint_seconds, datapoint_counts, datapoints, experiments,
-    events, users,
+    commands, ingest_frames, revoked_tokens, log_entries, datapoint_seconds, datapoint_counts,
+    datapoints, experiments, events, users,
 )
 
 
