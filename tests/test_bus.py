@@ -349,3 +349,13 @@ async def test_nats_bus_starts_without_a_server_and_connects_when_it_appears(
         assert d.missed == 0  # the first batch seen sets the baseline
     finally:
         await bus.aclose()
+
+
+async def test_nats_bus_closes_promptly_while_still_connecting(private_nats: PrivateNats) -> None:
+    from webmacs.bus.nats_bus import NatsBus
+
+    bus = await NatsBus.open(private_nats.url, wait_connected=0, reconnect_wait=0.1)
+    sub = await bus.subscribe(subject())
+    with trio.fail_after(10):
+        await bus.aclose()
+    assert [d async for d in sub] == []

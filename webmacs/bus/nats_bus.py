@@ -22,7 +22,6 @@ messages (NATS caps a message at 1 MiB by default).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -74,7 +73,7 @@ class NatsBus:
         self._nc: Client | None = None
         self._queue: asyncio.Queue[tuple[str, Batch]] | None = None
         self._subs: dict[ChannelSubscription, Any] = {}  # → nats-py subscription (loop side)
-        self._main: concurrent.futures.Future[None] | None = None
+        self._main: asyncio.Task[None] | None = None
         self.connected = trio.Event()
         self.closed = False
         # counters (written on the loop thread, read anywhere)
@@ -92,7 +91,7 @@ class NatsBus:
         seconds with the connection still being retried in the background."""
         bus = cls(url, **kwargs)
         bus._thread.start()
-        bus._main = asyncio.run_coroutine_threadsafe(bus._run(), bus._loop)
+        bus._loop.call_soon_threadsafe(bus._start)
         with trio.move_on_after(wait_connected):
             await bus.connected.wait()
         if not bus.connected.is_set():
@@ -153,6 +152,9 @@ class NatsBus:
         return future.result()
 
     # -- loop side (never touches Trio objects except through the Trio token)
+    def _start(self) -> None:
+        self._main = self._loop.create_task(self._run())
+
     async def _run(self) -> None:
         self._queue = asyncio.Queue(PUBLISH_QUEUE)
         self._nc = await nats.connect(
@@ -215,10 +217,15 @@ class NatsBus:
             with contextlib.suppress(TimeoutError, nats.errors.Error):
                 await asyncio.wait_for(self._queue.join(), CLOSE_FLUSH_S)
                 await self._nc.flush(timeout=CLOSE_FLUSH_S)
-        if self._main is not None:
-            self._main.cancel()
         if self._nc is not None:
             await _quietly(self._nc.close())
+        # Cancel and wait for whatever still runs (the connect loop, unsubscribes), so the loop
+        # stops with no task pending.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        if rest:
+            await asyncio.wait(rest, timeout=CLOSE_FLUSH_S)
 
     async def _on_error(self, exc: Exception) -> None:
         log.debug("NATS bus: %r", exc)
