@@ -408,3 +408,20 @@ def test_per_address_cap_defaults_to_at_most_the_total(tmp_path: Path) -> None:
 def test_per_address_cap_above_the_total_fails(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="MAX_CONNECTIONS_PER_ADDRESS must be between 1 and 300"):
         load(tmp_path, MAX_CONNECTIONS="300", MAX_CONNECTIONS_PER_ADDRESS="301")
+
+
+def test_bus_defaults_to_in_process(tmp_path: Path) -> None:
+    s = load(tmp_path, SECRET_KEY=GOOD_KEY)
+    assert (s.bus_url, s.bus_subject) == (None, "webmacs.datapoints")
+    s = load(tmp_path, SECRET_KEY=GOOD_KEY, WEBMACS_BUS_URL=" nats://127.0.0.1:4222 ",
+             WEBMACS_BUS_SUBJECT="plant-1.datapoints")
+    assert (s.bus_url, s.bus_subject) == ("nats://127.0.0.1:4222", "plant-1.datapoints")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("WEBMACS_BUS_URL", "http://127.0.0.1:4222"), ("WEBMACS_BUS_URL", "127.0.0.1:4222"),
+    ("WEBMACS_BUS_SUBJECT", "a.*"), ("WEBMACS_BUS_SUBJECT", "a..b"), ("WEBMACS_BUS_SUBJECT", "a b"),
+])
+def test_bad_bus_settings_name_the_variable(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load(tmp_path, SECRET_KEY=GOOD_KEY, **{name: value})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,6 +69,8 @@ class Settings:
     http_body_timeout: float = 30.0
     max_connections_per_address: int = 1024
     max_connections: int = 4096
+    bus_url: str | None = None  # None: the in-process bus (one instance)
+    bus_subject: str = "webmacs.datapoints"
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -183,6 +186,22 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
         return tuple(parsed)
     # A comma-separated list is accepted too: it is what people type by hand.
     return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
+_SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _bus(env: Mapping[str, str]) -> tuple[str | None, str]:
+    """``WEBMACS_BUS_URL`` (empty: in-process) and ``WEBMACS_BUS_SUBJECT``."""
+    url = env.get("WEBMACS_BUS_URL", "").strip() or None
+    if url is not None and url.partition("://")[0].lower() not in ("nats", "tls"):
+        raise SettingsError(f"WEBMACS_BUS_URL must start with nats:// or tls://, got {url!r}.")
+    subject = env.get("WEBMACS_BUS_SUBJECT", "").strip() or "webmacs.datapoints"
+    if not all(_SUBJECT_TOKEN.fullmatch(t) for t in subject.split(".")):
+        raise SettingsError(
+            f"WEBMACS_BUS_SUBJECT must be dot-separated tokens of A-Z a-z 0-9 _ -, got {subject!r}."
+        )
+    return url, subject
 
 
 def _throttle_policy(env: Mapping[str, str]) -> ThrottlePolicy:
@@ -311,6 +330,7 @@ def load_settings(
     max_connections = _int(env, "MAX_CONNECTIONS", 4096, 1, 1_000_000)
     per_address = _int(env, "MAX_CONNECTIONS_PER_ADDRESS", min(1024, max_connections), 1,
                        max_connections)
+    bus_url, bus_subject = _bus(env)
     return Settings(
         database_url=database_url,
         storage_backend=backend,
@@ -348,6 +368,8 @@ def load_settings(
         http_body_timeout=_float(env, "HTTP_BODY_TIMEOUT", 30.0, 0.1, 3600.0),
         max_connections_per_address=per_address,
         max_connections=max_connections,
+        bus_url=bus_url,
+        bus_subject=bus_subject,
     )
 
 

@@ -1,5 +1,11 @@
 """The hub: routes committed batches to subscribers and keeps the latest value per event.
 
+With a bus (the tree always has one), the hub learns of this instance's commits twice:
+``Committed`` from the publisher updates the latest values at once (so ``/datapoints/latest``
+never depends on the bus), and ``Delivered`` from the bus relay feeds the fan-out, with every
+instance's commits (this one's included) in publish order per instance. A bus gap reaches every
+subscriber as a ``lag`` frame. A hub without a bus (``origin`` None) fans ``Committed`` out itself.
+
 It never awaits a socket. Each committed reading is encoded to JSON once; each subscriber gets
 the readings its filter matches through a non-blocking offer into its bounded outbox, and a
 doorbell (a one-slot channel) wakes its writer.
@@ -25,6 +31,7 @@ from webmacs.actors.latest import LatestValues
 from webmacs.actors.messages import Committed, Future, answer_crash
 from webmacs.actors.outbox import SubscriberOutbox, batch_payload
 from webmacs.actors.ports import DirectWrite
+from webmacs.bus import ChannelSubscription
 from webmacs.storage.records import DatapointRecord
 from webmacs.validation import format_timestamp
 
@@ -89,6 +96,16 @@ def encode(row: DatapointRecord) -> bytes:
 
 
 @attrs.frozen
+class Delivered:
+    """Bus relay -> hub: a batch committed by instance ``origin`` (maybe this one), and how many
+    readings of that instance this one missed just before it."""
+
+    origin: str
+    rows: tuple[DatapointRecord, ...]
+    missed: int = 0
+
+
+@attrs.frozen
 class Subscribe:
     subscription: Subscription
 
@@ -125,24 +142,49 @@ class ReloadLatest:
 
 
 HubMessage = (
-    Committed | Subscribe | Unsubscribe | GetLatest | EventCreated | EventDeleted | GetSeq
+    Committed | Delivered | Subscribe | Unsubscribe | GetLatest | EventCreated | EventDeleted | GetSeq
     | ReloadLatest
 )
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, origin: str | None = None) -> None:
+        self.origin = origin  # this instance on the bus; None: no bus
         self.latest = LatestValues()
         self.subscriptions: dict[int, Subscription] = {}
-        self.published = 0
-        # Told every published batch (the commander: commands for declared actuators).
+        self.published = 0  # rows committed by this instance
+        self.delivered = 0  # rows fanned out from the bus, every instance's
+        self.missed = 0  # readings the bus lost before they reached this instance
+        # Told every batch this instance commits (the commander: commands for declared actuators).
         self.on_publish: Callable[[tuple[DatapointRecord, ...]], None] | None = None
 
     def publish(self, rows: tuple[DatapointRecord, ...], now: float) -> None:
+        """Without a bus: latest values and fan-out in one step."""
         self.latest.update(rows)
         if self.on_publish is not None:
             self.on_publish(rows)
         self.published += len(rows)
+        self.fan_out(rows, now)
+
+    def deliver(self, msg: Delivered, now: float) -> None:
+        if msg.missed:
+            self.lag(msg.missed, now)
+        if msg.origin != self.origin:  # this instance's own rows came through Committed
+            self.latest.update(msg.rows)
+        self.delivered += len(msg.rows)
+        self.fan_out(msg.rows, now)
+
+    def lag(self, missed: int, now: float) -> None:
+        """Every subscriber missed these readings (their events are unknown): one ``lag``."""
+        self.missed += missed
+        for sub in list(self.subscriptions.values()):
+            if sub.outbox.closed:
+                del self.subscriptions[sub.id]
+                continue
+            sub.outbox.missed(missed, now)
+            sub.ring()
+
+    def fan_out(self, rows: tuple[DatapointRecord, ...], now: float) -> None:
         if not self.subscriptions:
             return
         encoded = [encode(r) for r in rows]
@@ -163,8 +205,16 @@ class Hub:
 
     def handle(self, msg: HubMessage) -> None:
         now = trio.current_time()
-        if isinstance(msg, Committed):
-            self.publish(msg.datapoints, now)
+        if isinstance(msg, Delivered):
+            self.deliver(msg, now)
+        elif isinstance(msg, Committed):
+            if self.origin is None:
+                self.publish(msg.datapoints, now)
+            else:
+                self.latest.update(msg.datapoints)
+                if self.on_publish is not None:
+                    self.on_publish(msg.datapoints)
+                self.published += len(msg.datapoints)
         elif isinstance(msg, Subscribe):
             self.subscriptions[msg.subscription.id] = msg.subscription
         elif isinstance(msg, Unsubscribe):
@@ -189,3 +239,12 @@ async def run_hub(inbox: trio.MemoryReceiveChannel[HubMessage], hub: Hub) -> Non
         except BaseException as exc:
             answer_crash(msg, exc)
             raise
+
+
+async def run_relay(delivered: ChannelSubscription, hub_send: trio.MemorySendChannel[HubMessage]) -> None:
+    """Bus subscription -> hub inbox, in delivery order. Ends when either side closes."""
+    try:
+        async for d in delivered:
+            await hub_send.send(Delivered(d.origin, d.rows, d.missed))
+    except (trio.ClosedResourceError, trio.BrokenResourceError):
+        return

@@ -8,6 +8,8 @@ A subscriber with data pending and no completed send for ``stuck_timeout`` secon
 The hub may also write a frame itself when the outbox is :attr:`~SubscriberOutbox.idle`
 (:meth:`~SubscriberOutbox.written`); a frame the socket took only in part leaves its rest
 here (:meth:`~SubscriberOutbox.unfinished`) for the writer to finish before anything else.
+Readings this instance never received from the bus (a gap) are reported the same way, in the
+same ``lag`` frame, since the subscriber misses them all the same.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class SubscriberOutbox:
         self._control: deque[bytes] = deque()
         self.dropped_pending = 0
         self.dropped_total = 0
+        self.missed_total = 0
         self.sending = False
         self.last_progress = 0.0
         self.closed = False
@@ -82,6 +85,14 @@ class SubscriberOutbox:
                 self._items.popleft()
             self.dropped_pending += overflow
             self.dropped_total += overflow
+
+    def missed(self, count: int, now: float) -> None:
+        """``count`` readings never reached this instance (a bus gap): the next ``lag`` counts them."""
+        if count <= 0 or self.closed:
+            return
+        self._became_busy(now)
+        self.dropped_pending += count
+        self.missed_total += count
 
     def control(self, frame: bytes, now: float) -> None:
         """A small frame (pong, connected) sent before any data; bounded by the reader's pace."""

@@ -10,19 +10,25 @@ and the rows are released to the hub strictly in that numbering.
 once (committed rows, or nothing when the job failed), and a number is released only when all
 numbers before it are. :class:`Sequencer` adds the Trio side: a resolved job never waits on
 anything (``resolve`` is synchronous, so a failing or cancelled recorder can resolve its jobs
-from any code path), and one publisher task forwards released rows to the hub in order.
+from any code path), and one publisher task forwards released rows in order: to the hub (its
+latest values) and to the bus, whose deliveries feed every instance's fan-out. Publishing to the
+bus never waits on the network, so the bus is never on the storage path.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 import trio
 
 from webmacs.actors.messages import Changed, Committed
+from webmacs.bus import DEFAULT_SUBJECT, Bus, BusClosed
 from webmacs.storage.records import DatapointRecord
 
 Rows = tuple[DatapointRecord, ...]
+
+log = logging.getLogger(__name__)
 
 
 class ReorderBuffer:
@@ -99,10 +105,14 @@ class Sequencer:
 MAX_PUBLISH_ROWS = 1_000
 
 
-async def run_publisher(sequencer: Sequencer, hub_send: trio.MemorySendChannel[Committed]) -> None:
-    """Forward released rows to the hub, oldest first, joining what is ready into one message
-    (the hub encodes and offers per message, so fewer, larger messages cost less). What is in
-    hand stays in ``ready`` until the hub's inbox took it: a restarted publisher loses nothing."""
+async def run_publisher(
+    sequencer: Sequencer, hub_send: trio.MemorySendChannel[Committed], bus: Bus | None = None,
+    subject: str = DEFAULT_SUBJECT,
+) -> None:
+    """Forward released rows to the hub and then the bus, oldest first, joining what is ready
+    into one message (the hub encodes and offers per message, so fewer, larger messages cost
+    less). What is in hand stays in ``ready`` until both took it: a restarted publisher loses
+    nothing."""
     while True:
         while not sequencer.ready:
             await sequencer.changed.wait()
@@ -113,7 +123,13 @@ async def run_publisher(sequencer: Sequencer, hub_send: trio.MemorySendChannel[C
                 break
             rows.extend(ready)
             taken += 1
-        await hub_send.send(Committed(tuple(rows)))
+        batch = tuple(rows)
+        await hub_send.send(Committed(batch))
+        if bus is not None:
+            try:
+                await bus.publish(subject, batch)
+            except BusClosed:
+                log.debug("bus closed: %d rows not published", len(batch))
         for _ in range(taken):
             sequencer.ready.popleft()
         sequencer.changed.notify()

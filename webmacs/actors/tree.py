@@ -7,7 +7,8 @@
     ├── router          permanent  inbox 256 messages; senders wait when full; numbers submissions
     ├── recorder[-]     permanent  inbox 256 jobs; the router waits when full
     ├── recorder[exp]   permanent  one per running experiment, drained and ended at its stop
-    ├── publisher       permanent  hands committed rows to the hub in submission order
+    ├── publisher       permanent  hands committed rows to the hub and the bus, in submission order
+    ├── bus-relay       permanent  bus deliveries (every instance's commits) -> hub fan-out
     ├── export[...]     temporary  one per CSV download; 4 chunks in flight
     ├── loop-monitor    permanent
     ├── token-pruner    permanent  hourly: expired token revocations
@@ -44,6 +45,7 @@ from webmacs.actors.hub import (
     Subscribe,
     Subscription,
     run_hub,
+    run_relay,
 )
 from webmacs.actors.loop_monitor import LoopLag, run_loop_monitor
 from webmacs.actors.messages import Future, IngestFailed, ShuttingDown, Ticket
@@ -59,6 +61,7 @@ from webmacs.actors.router import (
 )
 from webmacs.actors.sequencing import Sequencer, run_publisher
 from webmacs.actors.supervisor import Supervisor
+from webmacs.bus import Bus, ChannelSubscription, open_bus
 from webmacs.commands import CommandBook
 from webmacs.frame_ids import FrameTag
 from webmacs.services import Services
@@ -110,7 +113,8 @@ class ActorTree:
             "loop_lag": self.loop_lag.summary(),
             "recorders": recorders,
             "rows_committed": self.hub.published,
-            "hub": {"subscribers": len(self.hub.subscriptions), "published": self.hub.published},
+            "hub": {"subscribers": len(self.hub.subscriptions), "published": self.hub.published,
+                    "delivered": self.hub.delivered, "missed": self.hub.missed},
             "connections": self.connections,
             "escalated": dict(self.supervisor.escalated),
             "commands": self.commander.metrics(),
@@ -259,16 +263,32 @@ def command_prune_interval(ttl: timedelta) -> float:
 @asynccontextmanager
 async def open_actor_tree(
     svc: Services, policy: FlushPolicy | None = None, relay: RelayFactory = LocalRelay,
+    bus: Bus | None = None,
 ) -> AsyncIterator[ActorTree]:
-    """Start hub, router and recorders; on exit shut down gracefully and stop them.
+    """Start hub, router and recorders; on exit shut down gracefully and stop them. Without a
+    ``bus``, the tree opens the one ``WEBMACS_BUS_URL`` names (in-process if unset).
     ``relay`` builds the command relay for the tree's book (in-process by default)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if bus is None:
+            bus = await stack.enter_async_context(open_bus(svc.settings.bus_url))
+        delivered = await bus.subscribe(svc.settings.bus_subject)
+        stack.push_async_callback(delivered.aclose)
+        async with _open_tree(svc, policy, relay, bus, delivered) as tree:
+            yield tree
+
+
+@asynccontextmanager
+async def _open_tree(
+    svc: Services, policy: FlushPolicy | None, relay: RelayFactory, bus: Bus,
+    delivered: ChannelSubscription,
+) -> AsyncIterator[ActorTree]:
     repos = svc.repos
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor(
             nursery, "root",
             on_escalation=lambda name, exc: log.critical("actor %s keeps failing: %r", name, exc),
         )
-        hub = Hub()
+        hub = Hub(origin=bus.instance_id)
         hub.latest.load(await repos.events.ordered_ids(), await repos.datapoints.latest())
         hub_send, hub_recv = trio.open_memory_channel[HubMessage](HUB_INBOX)
         policy = policy or FlushPolicy(
@@ -278,7 +298,9 @@ async def open_actor_tree(
         )
         sequencer = Sequencer()
         supervisor.start_permanent("publisher", run_publisher, sequencer,
-                                   cast(trio.MemorySendChannel[Any], hub_send))
+                                   cast(trio.MemorySendChannel[Any], hub_send), bus,
+                                   svc.settings.bus_subject)
+        supervisor.start_permanent("bus-relay", run_relay, delivered, hub_send)
         router = Router(supervisor, repos.experiments, repos.datapoints, sequencer, policy)
         await router.load()
         router_send, router_recv = trio.open_memory_channel[RouterMessage](ROUTER_INBOX)

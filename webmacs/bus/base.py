@@ -1,0 +1,159 @@
+"""The bus port: what the hub's fan-out needs from a message bus, whatever carries it.
+
+A :class:`Bus` publishes committed batches of datapoint rows on a subject and delivers every
+batch published on that subject, by any instance including this one, to each subscription, in
+publish order per publisher. Publishing never waits for subscribers or the network: a batch
+that cannot be delivered is lost to that receiver, and the receiver learns how many readings
+it missed from the numbering every batch carries (:mod:`webmacs.bus.gaps`).
+
+The Trio side of a subscription (:class:`ChannelSubscription`: a bounded buffer, drop-newest
+when full, gap detection on receive) is shared by every implementation, so they differ only in
+how a batch travels from ``publish`` to :meth:`ChannelSubscription.offer`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import NamedTuple, Protocol, Self
+
+import trio
+
+from webmacs.bus.gaps import GapDetector
+from webmacs.storage.records import DatapointRecord
+
+Rows = tuple[DatapointRecord, ...]
+
+DEFAULT_SUBJECT = "webmacs.datapoints"
+DEFAULT_MAX_PENDING = 1024
+
+
+class BusClosed(Exception):
+    """The bus was closed: nothing more can be published or subscribed."""
+
+
+class Batch(NamedTuple):
+    """One published message: ``seq`` numbers the publisher's messages from 0, ``first`` counts
+    the readings it published before this one."""
+
+    origin: str
+    seq: int
+    first: int
+    rows: Rows
+
+
+class Delivery(NamedTuple):
+    """A received batch and the readings of ``origin`` missed just before it."""
+
+    origin: str
+    seq: int
+    rows: Rows
+    missed: int
+
+
+def new_instance_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class Numbering:
+    """The publisher's side of the numbering: one ``seq`` per message, ``first`` per reading.
+    A batch numbered and then lost (queue full, server down) leaves the gap receivers count."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self._seq = 0
+        self._readings = 0
+
+    def stamp(self, rows: Rows) -> Batch:
+        batch = Batch(self.origin, self._seq, self._readings, rows)
+        self._seq += 1
+        self._readings += len(rows)
+        return batch
+
+
+class ChannelSubscription:
+    """A subscription as its reader sees it: ``async for delivery in sub`` (or :meth:`receive`).
+
+    :meth:`offer` (Trio thread, never blocks) queues a batch; beyond ``max_pending`` batches the
+    newest is dropped and shows as ``missed`` on the next delivery from its publisher. Closing
+    (the subscription or its bus) ends the iteration after what is already queued; a cancelled
+    ``receive`` loses nothing.
+    """
+
+    def __init__(
+        self, subject: str, max_pending: int, on_close: Callable[[ChannelSubscription], None]
+    ) -> None:
+        self.subject = subject
+        self._send, self._recv = trio.open_memory_channel[Batch](max_pending)
+        self._gaps = GapDetector()
+        self._on_close = on_close
+        self.dropped = 0
+
+    @property
+    def missed_total(self) -> int:
+        return self._gaps.missed_total
+
+    def offer(self, batch: Batch) -> None:
+        try:
+            self._send.send_nowait(batch)
+        except trio.WouldBlock:
+            self.dropped += 1
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def end(self) -> None:
+        """No more batches (the bus closed); what is queued is still delivered."""
+        self._send.close()
+
+    async def receive(self) -> Delivery:
+        """The next delivery; raises :class:`trio.EndOfChannel` once closed and drained."""
+        while True:
+            batch = await self._recv.receive()
+            missed = self._gaps.check(batch.origin, batch.seq, batch.first, len(batch.rows))
+            if missed is not None:
+                return Delivery(batch.origin, batch.seq, batch.rows, missed)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        self._on_close(self)
+        self._send.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class Bus(Protocol):
+    """A message bus for committed batches (PEP 544: any class with these members is one)."""
+
+    @property
+    def instance_id(self) -> str:
+        """Identifies this publisher on the bus (new for every process start)."""
+        ...
+
+    async def publish(self, subject: str, rows: Rows) -> None:
+        """Send one committed batch to every subscription of ``subject``, in order after this
+        instance's earlier batches. Never waits for subscribers or the network; raises
+        :class:`BusClosed` after :meth:`aclose`."""
+        ...
+
+    async def subscribe(
+        self, subject: str, max_pending: int = DEFAULT_MAX_PENDING
+    ) -> ChannelSubscription:
+        """Start receiving ``subject``; batches published after this returns are delivered
+        (while the bus is connected)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush what was published (briefly), end every subscription, release the connection."""
+        ...
