@@ -1158,3 +1158,25 @@ async def test_frames_the_hub_writes_in_part_are_finished_whole_and_in_order(
                     assert msg["type"] == "pong", msg
         assert got == sent and outbox.dropped_total == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_frames_sent_just_before_the_client_closes_are_all_stored(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A controller that sends its last frames and closes without waiting for their acks: every
+    frame that arrived before its close is stored (Quart-Trio used to cancel the handler at the
+    disconnect, dropping the frames still queued)."""
+    async with running_server(database_url, tmp_path) as server:
+        event = await server.event()
+        sent = 0
+        for round_ in range(5):
+            with contextlib.suppress(trio_websocket.ConnectionClosed, trio_websocket.HandshakeError):
+                async with server.telemetry() as ws:
+                    for seq in range(10):
+                        values = [round_ * 1000.0 + seq * 10 + i for i in range(50)]
+                        await ws.send_message(frame(readings(event, values), seq))
+                        sent += 50
+        with trio.fail_after(20):
+            while len(stored := await server.datapoints(event_public_id=event)) < sent:
+                await trio.sleep(0.1)
+        assert len(stored) == sent

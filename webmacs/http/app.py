@@ -17,6 +17,7 @@ from webmacs.http.access_log import MarkResponseEnd
 from webmacs.http.context import EXTENSION_KEY, TREE_KEY
 from webmacs.http.errors import install_error_handlers
 from webmacs.http.routing import PublicIdConverter
+from webmacs.http.ws_connection import DrainingWebsocketConnection
 from webmacs.services import Services
 
 CORS_MAX_AGE = "600"
@@ -24,6 +25,7 @@ CORS_MAX_AGE = "600"
 
 def create_app(svc: Services, tree: ActorTree) -> QuartTrio:
     app = QuartTrio("webmacs")
+    app.asgi_websocket_class = DrainingWebsocketConnection
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 120
     app.config["RESPONSE_TIMEOUT"] = 120

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import trio
 from quart import Blueprint, websocket
 
 from webmacs.actors.controller_session import run_controller_session
 from webmacs.actors.hub import StreamFilter
 from webmacs.actors.messages import Ticket
-from webmacs.actors.ports import Activity
+from webmacs.actors.ports import Activity, ConnectionClosed
 from webmacs.actors.subscriber import run_subscriber
 from webmacs.commands import controller_identity
 from webmacs.frame_ids import FrameTag, controller_id_error
@@ -51,7 +52,10 @@ class QuartPort:
         return self._direct
 
     async def receive(self) -> str | bytes:
-        data: str | bytes = await websocket.receive()
+        try:
+            data: str | bytes = await websocket.receive()
+        except trio.EndOfChannel:  # the client closed; what it sent before was read
+            raise ConnectionClosed from None
         return data
 
     async def send(self, data: str | bytes) -> None:
