@@ -329,9 +329,11 @@ def count_deltas(rows: Sequence[tuple[Any, ...]]) -> list[tuple[tuple[int, int],
 
 
 # Up to this many rows, PostgreSQL gets rows, counters and rollups in one statement (one round
-# trip instead of five: COPY's two, the counters', the rollups'); a round trip from a worker
-# thread also waits to get the GIL back from a busy event loop. Above it COPY is faster.
-ONE_STATEMENT_MAX_ROWS = 1000
+# trip instead of four: COPY's two, the counters', the rollups'; a round trip from a worker
+# thread also waits to get the GIL back from a busy event loop). Above it COPY costs less: psycopg
+# dumps the statement's arrays in Python at ~8 µs a row, COPY's rows at ~2 µs (client CPU, 100
+# rows: 890 µs against 315 µs; 1 row: 131 µs against 365 µs; even at 10 to 30 rows).
+ONE_STATEMENT_MAX_ROWS = 16
 
 ONE_STATEMENT_SQL = """
 WITH rows AS (
