@@ -427,11 +427,13 @@ async def run_controllers(
     total: int | None = None,
     timestamps: bool = False,
     progress_every: float = 5.0,
+    frame_interval: float | None = None,
 ) -> tuple[list[ControllerStats], float]:
     """``controllers`` concurrent controllers over ``event_ids`` (each gets a share, round-robin).
 
     Stops after ``duration`` seconds or ``total`` readings (split over the controllers, rounded up
-    to whole frames). Returns the per-controller stats and the wall time from start to last ack.
+    to whole frames); each sends a frame every ``frame_interval`` seconds if given. Returns the
+    per-controller stats and the wall time from start to last ack.
     """
     url = ws_url(base_url, "/ws/controller/telemetry", token=token)
     stats = [ControllerStats() for _ in range(controllers)]
@@ -459,6 +461,7 @@ async def run_controllers(
                     lambda i=i: run_controller(
                         url, constant_frames(shares[i], batch, timestamps), stats[i], window=window,
                         deadline=deadline, max_frames=frames_each[i] if frames_each else None,
+                        frame_interval=frame_interval,
                     )
                 )
         nursery.cancel_scope.cancel()

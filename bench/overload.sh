@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Overload run of issue 8: 500 stream subscribers (10 readings/s) and 4 controllers offering
 # 2,000 readings/s at once against one default `webmacs serve` on a fresh PostgreSQL database,
-# with GET /health probed every 100 ms. Prints the health latency and the two loadgen results.
+# with GET /health probed every 100 ms. The controllers are bench/ws_ingest.py (paced frames of
+# 10 with seq, up to 64 unacked each: it times every ack); the subscribers are the shared
+# loadgen's fanout. Prints the health latency, the ingest result (ack latency, acked readings),
+# count(*) of the datapoints table, and the fan-out result.
 #   usage: bench/overload.sh [with-subscribers: 1|0]   (LOADGEN_PYTHON: interpreter with
 #          ../shared/bench/requirements.txt installed; default python3)
 set -u
@@ -25,8 +28,8 @@ if [ "$WITH" = 1 ]; then
   FP=$!
   sleep 8
 fi
-$LG ingest-ws --controllers 4 --batch 10 --rate 2000 --duration 25 --server-pid "$SPID" $COMMON \
-  > "$OUT/ingest.txt" 2>&1 &
+"$ROOT/.venv/bin/python" "$HERE/ws_ingest.py" --base-url "http://127.0.0.1:$PORT" --controllers 4 \
+  --batch 10 --window 64 --rate 2000 --duration 25 > "$OUT/ingest.txt" 2> "$OUT/ingest.log" &
 IP=$!
 python3 - "$PORT" <<'PY'
 import sys, time, urllib.request
@@ -42,6 +45,8 @@ print({"health_n": len(lat), "p50_ms": round(lat[len(lat) // 2], 1),
 PY
 wait $IP
 [ "$WITH" = 1 ] && wait $FP
+echo "count(*) of datapoints (the ingest's acked readings plus the fan-out controller's): $(
+  psql -h 127.0.0.1 -U postgres -d "$DB" -Atc 'SELECT count(*) FROM datapoints')"
 kill -TERM "$SPID"; sleep 2
 dropdb -h 127.0.0.1 -U postgres --force "$DB"
 tail -n 1 "$OUT/ingest.txt"

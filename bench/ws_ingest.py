@@ -33,6 +33,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             args.base_url, token, event_ids, controllers=args.controllers, batch=args.batch,
             window=args.window, duration=None if args.total else args.duration, total=args.total,
             timestamps=args.timestamps,
+            frame_interval=args.controllers * args.batch / args.rate if args.rate else None,
         )
         acked = sum(s.accepted for s in stats)
         log(f"acked {acked} readings in {elapsed:.1f}s; verifying through REST ...")
@@ -49,6 +50,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "batch": args.batch,
         "window": args.window,
         "timestamps": args.timestamps,
+        "offered_rate": args.rate,
         "elapsed_s": elapsed,
         "readings_per_s": acked / elapsed,
         "per_controller_readings_per_s_min": min(per_controller),
@@ -79,6 +81,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--total", type=int, default=None, help="send this many readings in all instead")
     p.add_argument("--events", type=int, default=0, help="fresh events (0 = one per controller)")
     p.add_argument("--timestamps", action="store_true", help="send a per-reading timestamp")
+    p.add_argument("--rate", type=float, default=None,
+                   help="readings/s offered in all (paced frames; default: as fast as acked)")
     return p.parse_args()
 
 
