@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import attrs
 import trio
 
-from webmacs.storage.sql.experiments import SqlExperimentRepository
+from webmacs.storage.protocols import ExperimentRepository
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class ExportAborted(Exception):
 
 
 async def run_export(
-    repo: SqlExperimentRepository, public_id: str, send: trio.MemorySendChannel[bytes],
+    repo: ExperimentRepository, public_id: str, send: trio.MemorySendChannel[bytes],
     outcome: ExportOutcome,
 ) -> None:
     finished = False

@@ -35,9 +35,8 @@ from webmacs.actors.sequencing import Sequencer
 from webmacs.actors.supervisor import RestartPolicy, Supervisor
 from webmacs.frame_ids import FrameTag
 from webmacs.stamping import Interval, Stamper
+from webmacs.storage.protocols import DatapointRepository, ExperimentRepository
 from webmacs.storage.records import NewReading
-from webmacs.storage.sql.datapoints import SqlDatapointRepository
-from webmacs.storage.sql.experiments import SqlExperimentRepository
 from webmacs.validation import utcnow
 
 log = logging.getLogger(__name__)
@@ -80,8 +79,8 @@ class Router:
     def __init__(
         self,
         supervisor: Supervisor,
-        experiments: SqlExperimentRepository,
-        datapoints: SqlDatapointRepository,
+        experiments: ExperimentRepository,
+        datapoints: DatapointRepository,
         sequencer: Sequencer,
         policy: FlushPolicy,
         recorder_capacity: int = 256,

@@ -8,13 +8,22 @@ import trio
 
 from webmacs.storage.auth_cache import CachedTokenRepository, CachedUserRepository
 from webmacs.storage.database import Database
+from webmacs.storage.protocols import (
+    CommandRepository,
+    DatapointRepository,
+    EventRepository,
+    ExperimentRepository,
+    IngestFrameRepository,
+    LogRepository,
+    TokenRepository,
+    UserRepository,
+)
 from webmacs.storage.sql.commands import SqlCommandRepository
 from webmacs.storage.sql.datapoints import SqlDatapointRepository
 from webmacs.storage.sql.events import SqlEventRepository
 from webmacs.storage.sql.experiments import SqlExperimentRepository
 from webmacs.storage.sql.ingest_frames import SqlIngestFrameRepository
 from webmacs.storage.sql.logs import SqlLogRepository
-from webmacs.storage.sql.users import SqlTokenRepository, SqlUserRepository
 from webmacs.storage.tables import create_schema, datapoint_counts, datapoint_seconds, metadata
 from webmacs.storage.timescale import CHECK_EXTENSION, TimescaleOptions, schema_statements
 
@@ -25,14 +34,16 @@ class StorageError(Exception):
 
 @attrs.frozen
 class Repositories:
-    users: SqlUserRepository
-    tokens: SqlTokenRepository
-    events: SqlEventRepository
-    experiments: SqlExperimentRepository
-    datapoints: SqlDatapointRepository
-    logs: SqlLogRepository
-    frames: SqlIngestFrameRepository
-    commands: SqlCommandRepository
+    """What routes and actors may ask of storage: typed by the protocols, not the SQL classes."""
+
+    users: UserRepository
+    tokens: TokenRepository
+    events: EventRepository
+    experiments: ExperimentRepository
+    datapoints: DatapointRepository
+    logs: LogRepository
+    frames: IngestFrameRepository
+    commands: CommandRepository
 
 
 def build_repositories(db: Database, backend: str = "") -> Repositories:

@@ -7,11 +7,12 @@ Every method is async and runs its SQL in a worker thread; implementations live 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import trio
 
+from webmacs.commands import Candidate, CommandRecord
 from webmacs.frame_ids import FrameSpans, StoreOutcome
 from webmacs.storage.records import (
     DatapointFilter,
@@ -102,3 +103,20 @@ class LogRepository(Protocol):
     ) -> LogEntryRecord: ...
     async def update(self, public_id: str, status_type: str | None, content: str | None) -> bool: ...
     async def delete(self, public_id: str) -> bool: ...
+
+
+class IngestFrameRepository(Protocol):
+    async def prune(self, before: datetime) -> int: ...
+    async def count(self) -> int: ...
+
+
+class CommandRepository(Protocol):
+    async def create(
+        self, candidates: Sequence[Candidate], now: datetime, ttl: timedelta
+    ) -> list[CommandRecord]: ...
+    async def pending(
+        self, target: str, event_ids: Sequence[str], now: datetime, limit: int = 1000
+    ) -> list[CommandRecord]: ...
+    async def ack(self, target: str, command_id: str) -> bool: ...
+    async def prune(self, before: datetime) -> int: ...
+    async def count(self, target: str | None = None) -> int: ...
