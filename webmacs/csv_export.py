@@ -10,6 +10,10 @@ _NOT_PORTABLE = re.compile(r"[^A-Za-z0-9._-]")
 HEADER = ("timestamp", "event_name", "event_public_id", "value", "unit", "datapoint_public_id")
 
 
+def header_line() -> bytes:
+    return (",".join(HEADER) + "\r\n").encode("ascii")
+
+
 def display_name(name: str) -> str:
     out = []
     for ch in name:

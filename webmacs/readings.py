@@ -13,6 +13,7 @@ from webmacs.validation import TIMESTAMP_MSG, parse_timestamp, parse_value
 
 VALUE_INVALID = "Input should be a finite number or a string holding one."
 EVENT_ID_INVALID = "Input should be a valid string."
+EVENT_NOT_FOUND = "Event not found."
 TIMESTAMP_INVALID = TIMESTAMP_MSG
 ITEM_INVALID = "Input should be a valid JSON object."
 

@@ -33,6 +33,7 @@ import trio
 
 from webmacs.actors.batching import FlushPolicy
 from webmacs.actors.commander import Commander, LocalRelay, RelayFactory, run_commander
+from webmacs.actors.exporter import EXPORT_CHUNKS_IN_FLIGHT, ExportOutcome, run_export
 from webmacs.actors.hub import (
     EventCreated,
     EventDeleted,
@@ -158,6 +159,18 @@ class ActorTree:
         if found:
             await self.reload_latest()
         return found
+
+    # -- CSV exports
+    def start_export(self, public_id: str) -> tuple[trio.MemoryReceiveChannel[bytes], ExportOutcome]:
+        """Start a temporary export actor for the experiment; its CSV chunks (after the header)
+        arrive on the channel, and the outcome says how it ended."""
+        send, recv = trio.open_memory_channel[bytes](EXPORT_CHUNKS_IN_FLIGHT)
+        outcome = ExportOutcome()
+        self.supervisor.start_temporary(
+            f"export[{public_id[:8]}]", run_export, self.svc.repos.experiments, public_id, send,
+            outcome,
+        )
+        return recv, outcome
 
     # -- the hub
     async def _ask_hub(self, make: Callable[[Future], HubMessage]) -> object:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
 from quart import Blueprint, Response
 
-from webmacs.actors.exporter import EXPORT_CHUNKS_IN_FLIGHT, ExportOutcome, run_export, stream_body
-from webmacs.csv_export import content_disposition
+from webmacs.actors.exporter import stream_body
+from webmacs.csv_export import content_disposition, header_line
 from webmacs.http.bodies import EXPERIMENT_CREATE, EXPERIMENT_UPDATE
 from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
@@ -16,7 +15,6 @@ from webmacs.http.guards import current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import experiment_json, json_response, page_body, success
 from webmacs.http.routing import route
-from webmacs.storage.sql.export import header_line
 from webmacs.validation import is_public_id, read_body
 
 bp = Blueprint("experiments", __name__, url_prefix="/api/v1/experiments")
@@ -81,11 +79,7 @@ async def export_csv(public_id: str) -> Any:
     record = await repo.get(public_id) if is_public_id(public_id) else None
     if record is None:
         raise not_found("Experiment", public_id)
-    send, recv = trio.open_memory_channel[bytes](EXPORT_CHUNKS_IN_FLIGHT)
-    outcome = ExportOutcome()
-    tree().supervisor.start_temporary(
-        f"export[{public_id[:8]}]", run_export, repo, public_id, send, outcome
-    )
+    recv, outcome = tree().start_export(public_id)
     response = Response(
         stream_body(header_line(), recv, outcome),
         content_type="text/csv; charset=utf-8",

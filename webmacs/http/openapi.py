@@ -28,9 +28,8 @@ from webmacs.http.datapoints import (
 from webmacs.http.guards import ADMIN_REQUIRED, AUTH_REQUIRED, INVALID_TOKEN, REVOKED, USER_NOT_FOUND
 from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
 from webmacs.login_throttle import TOO_MANY_LOGINS
-from webmacs.readings import VALUE_INVALID
+from webmacs.readings import EVENT_NOT_FOUND, VALUE_INVALID
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
-from webmacs.storage.sql.datapoints import EVENT_NOT_FOUND
 from webmacs.validation import (
     DECIMAL_PATTERN,
     EMAIL_MAX_LEN,

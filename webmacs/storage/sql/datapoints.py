@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from webmacs.frame_ids import FrameAck, FrameSpans, StoreOutcome, job_ranges
+from webmacs.readings import EVENT_NOT_FOUND
 from webmacs.storage.database import Database
 from webmacs.storage.records import (
     DatapointFilter,
@@ -34,8 +35,6 @@ from webmacs.storage.tables import (
     to_micros,
 )
 from webmacs.validation import is_public_id, utcnow
-
-EVENT_NOT_FOUND = "Event not found."
 
 _FROM = datapoints.join(events, events.c.id == datapoints.c.event_id).outerjoin(
     experiments, experiments.c.id == datapoints.c.experiment_id

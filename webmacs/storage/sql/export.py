@@ -16,7 +16,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webmacs.csv_export import HEADER
 from webmacs.storage.database import Database
 from webmacs.storage.tables import datapoints, events, experiments
 from webmacs.validation import format_timestamp
@@ -49,10 +48,6 @@ COPY (
   ORDER BY d.timestamp, d.id
 ) TO STDOUT (FORMAT CSV)
 """
-
-def header_line() -> bytes:
-    return (",".join(HEADER) + "\r\n").encode("ascii")
-
 
 def export_postgresql(db: Database, public_id: str, emit: Emit) -> None:
     from psycopg import sql
