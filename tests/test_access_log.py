@@ -127,3 +127,21 @@ async def test_every_served_request_is_logged_exactly_once(
     statuses = sorted(s for entries in logged.values() for path, s in entries if path.startswith("/ws/"))
     assert statuses == ["101", "401"]
     assert all(len(entries) == 1 for entries in logged.values()), logged
+
+
+def test_the_access_line_has_its_five_fields_and_no_token() -> None:
+    from hypercorn.config import Config
+
+    from webmacs.server import ACCESS_LOG_FORMAT, RedactingLogger
+
+    logger = RedactingLogger(Config())
+    scope = {"type": "http", "method": "GET", "path": "/api/v1/events", "http_version": "1.1",
+             "query_string": b"page=2&token=sekrit", "client": ("10.0.0.7", 51234),
+             "headers": [], "scheme": "http"}
+    response = {"status": 200, "headers": [(b"content-type", b"application/json"),
+                                           (b"Content-Length", b"123")]}
+    line = ACCESS_LOG_FORMAT % logger.atoms(scope, response, 0.0123456)
+    assert line == '10.0.0.7:51234 "GET /api/v1/events?page=2&token=[redacted] 1.1" 200 123 0.012346s'
+    closed = ACCESS_LOG_FORMAT % logger.atoms({**scope, "type": "websocket", "client": None,
+                                              "query_string": b""}, None, 1.5)
+    assert closed == '- "GET /api/v1/events 1.1" - - 1.500000s'

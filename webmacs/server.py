@@ -34,6 +34,7 @@ _TOKEN_IN_QUERY = re.compile(r"(?i)((?:^|[?&])token=)[^&\s]*")
 # its next tick.)
 GRACEFUL_TIMEOUT_S = 3.0
 TCP_USER_TIMEOUT_MS = 10_000  # the stream's stuck timeout (§5.3)
+ACCESS_LOG_FORMAT = '%(h)s "%(R)s" %(s)s %(b)s %(L)ss'
 
 
 def redact(text: str) -> str:
@@ -49,11 +50,27 @@ class RedactingLogger(HyperLogger):
             await super().access(request, response, request_time)
 
     def atoms(self, request: Any, response: Any, request_time: float) -> Mapping[str, str]:
-        atoms = dict(super().atoms(request, response, request_time))
-        for key in ("R", "Uq", "q"):
-            if key in atoms and isinstance(atoms[key], str):
-                atoms[key] = redact(atoms[key])
-        return atoms
+        """The fields of :data:`ACCESS_LOG_FORMAT` only. Hypercorn's own atoms copy every
+        request and response header and the whole process environment into a dict per request
+        (~7 % of a small request's time), for a line that uses five of them."""
+        client = request.get("client")
+        if client is None:
+            host = "-"
+        elif len(client) == 2:
+            host = f"{client[0]}:{client[1]}"
+        else:
+            host = str(client[0])
+        method = request["method"] if request["type"] == "http" else "GET"
+        query = request["query_string"].decode("latin1")
+        target = request["path"] + ("?" + query if query else "")
+        status, length = "-", "-"
+        if response is not None:
+            status = str(response["status"])
+            for name, value in response.get("headers", ()):
+                if name.lower() == b"content-length":
+                    length = value.decode("latin1")
+        return {"h": host, "R": redact(f"{method} {target} {request.get('http_version', 'ws')}"),
+                "s": status, "b": length, "L": f"{request_time:.6f}"}
 
 
 def hypercorn_config(settings: Settings, access_log: bool) -> HyperConfig:
@@ -66,7 +83,7 @@ def hypercorn_config(settings: Settings, access_log: bool) -> HyperConfig:
     config.logger_class = RedactingLogger
     # Hand Hypercorn our loggers so its lines share the process's format and handlers.
     config.accesslog = logging.getLogger("webmacs.access") if access_log else None
-    config.access_log_format = '%(h)s "%(R)s" %(s)s %(b)s %(L)ss'
+    config.access_log_format = ACCESS_LOG_FORMAT
     config.errorlog = logging.getLogger("webmacs.http")
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
     config.websocket_max_message_size = 2 * 1024 * 1024  # larger frames: close 1009 (§5.2)
