@@ -214,3 +214,24 @@ async def test_a_command_follows_its_controller_across_instances(
         assert b.commander.stored == 2  # B has no controller left: nothing created there
         await writer.leave()
         await again.leave()
+
+
+async def test_one_controller_id_on_two_instances_gets_its_own_write_on_the_other(
+    open_instance_bus: Opener, shared_pg: str, tmp_path: Path
+) -> None:
+    """The documented edge: writers are known only where they wrote (the bus carries none)."""
+    async with two_instances(open_instance_bus, shared_pg, tmp_path) as (svc, a, b, nursery):
+        event = (await svc.repos.events.create(
+            EventFields(name="valve", min_value=0, max_value=100, unit="%", type="actuator"),
+            None)).public_id
+        on_a, on_b = Controller(a, "twice", nursery), Controller(b, "twice", nursery)
+        for session in (on_a, on_b):
+            await session.send(hello(event))
+        await until(lambda: len(a.commander.book.sessions) == len(b.commander.book.sessions) == 1)
+        await on_a.telemetry(1, event, 7.0)
+        await until(lambda: [c["value"] for c in on_b.commands()] == [7.0])
+        for tree in (a, b):
+            await tree.commander.idle()
+        assert on_a.commands() == []  # no echo where it wrote
+        await on_a.leave()
+        await on_b.leave()
