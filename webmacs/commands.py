@@ -223,7 +223,10 @@ class CommandBook:
 
     def candidates(self, rows: Iterable[DatapointRecord]) -> list[Candidate]:
         """The commands a published batch calls for: per row of a declared event, the
-        identities declaring it, except the controller that wrote it."""
+        identities declaring it, except the controller that wrote it. Writers are known for this
+        instance's rows only: a row from another instance (bus) has no noted origin, so a
+        controller connected here *and* there under one ``controller_id`` gets its own write
+        back here (the bus does not carry writers)."""
         if not self._by_event:
             return []
         out: list[Candidate] = []

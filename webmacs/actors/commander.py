@@ -2,19 +2,23 @@
 
 ::
 
-    hub.publish(rows) ──on_publish──▶ CommandBook.candidates ──▶ CommandQueue (bounded)
+    hub (Committed: own batches; Delivered: other instances') ──on_publish──▶
+        CommandBook.candidates ──▶ CommandQueue (bounded)
     commander actor: store the queued candidates (one transaction) ──▶ CommandRelay.publish
     relay (in-process): each stored command ──▶ its target's sessions' CommandOutbox + doorbell
     controller session: pump (outbox ──▶ the session's reply channel ──▶ writer ──▶ socket)
 
-The hub hands over rows in submission order, after their commit, so a command never names an
-uncommitted datapoint, and commands for one event are created in the order its readings were
-submitted. Nothing on this path waits for a socket: the relay only offers to bounded outboxes.
+The hub hands over rows in submission order (per instance), after their commit, so a command
+never names an uncommitted datapoint, and commands for one event are created in the order its
+readings were submitted. Nothing on this path waits for a socket: the relay only offers to
+bounded outboxes.
 
-:class:`CommandRelay` is the port between "commands were stored" and "deliver them to the
-sessions that want them". :class:`LocalRelay` delivers to this process's sessions; a bus
-implementation would publish the stored commands to every instance, each delivering them to its
-own sessions with :func:`deliver` (acks and redelivery go through the shared database).
+Several instances on one bus: each hears every instance's committed batches and creates the
+commands for its *own* connected controllers only (its book holds no one else), so each
+command is created once, by the instance its target is connected to, and delivered there by
+:class:`LocalRelay`. Acks and redelivery go through the shared database by controller identity,
+so they work on any instance. :class:`CommandRelay` stays a port for a relay that would carry
+stored commands between instances instead.
 """
 
 from __future__ import annotations
@@ -123,7 +127,8 @@ class Commander:
         self.stored = 0
 
     def on_publish(self, rows: tuple[DatapointRecord, ...]) -> None:
-        """The hub published committed rows (synchronous, never waits)."""
+        """Committed rows, this instance's or (from the bus) another's; synchronous, never
+        waits. Only this instance's sessions are targets."""
         found = self.book.candidates(rows)
         if found:
             self.queue.extend(found)

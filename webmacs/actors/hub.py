@@ -6,6 +6,11 @@ never depends on the bus), and ``Delivered`` from the bus relay feeds the fan-ou
 instance's commits (this one's included) in publish order per instance. A bus gap reaches every
 subscriber as a ``lag`` frame. A hub without a bus (``origin`` None) fans ``Committed`` out itself.
 
+``on_publish`` (the commander) hears every committed batch exactly once, split like the latest
+values: this instance's from ``Committed`` (never dependent on the bus, and its writers are
+known here, for echo exclusion), other instances' from ``Delivered``. So each instance commands
+its own connected controllers with every instance's commits.
+
 It never awaits a socket. Each committed reading is encoded to JSON once; each subscriber gets
 the readings its filter matches through a non-blocking offer into its bounded outbox, and a
 doorbell (a one-slot channel) wakes its writer.
@@ -155,7 +160,8 @@ class Hub:
         self.published = 0  # rows committed by this instance
         self.delivered = 0  # rows fanned out from the bus, every instance's
         self.missed = 0  # readings the bus lost before they reached this instance
-        # Told every batch this instance commits (the commander: commands for declared actuators).
+        # Told every committed batch once, this instance's and the bus's others (the commander:
+        # commands for the actuators this instance's controllers declared).
         self.on_publish: Callable[[tuple[DatapointRecord, ...]], None] | None = None
 
     def publish(self, rows: tuple[DatapointRecord, ...], now: float) -> None:
@@ -171,6 +177,8 @@ class Hub:
             self.lag(msg.missed, now)
         if msg.origin != self.origin:  # this instance's own rows came through Committed
             self.latest.update(msg.rows)
+            if self.on_publish is not None:
+                self.on_publish(msg.rows)
         self.delivered += len(msg.rows)
         self.fan_out(msg.rows, now)
 

@@ -14,7 +14,7 @@
     ├── token-pruner    permanent  hourly: expired token revocations
     ├── frame-pruner    permanent  hourly: telemetry frame ids past INGEST_FRAME_RETENTION_HOURS
     ├── commander       permanent  stores commands for declared actuators, hands them to the relay
-    ├── command-relay   permanent  a bus relay's receiving side (in-process: ends at once)
+    ├── command-relay   permanent  a relay's receiving side (in-process: ends at once)
     └── command-pruner  permanent  deletes commands past COMMAND_TTL_SECONDS
     connection actors (controller sessions, subscribers) run in Hypercorn's handler tasks,
     counted by the tree so shutdown can close them with 1001 first.
