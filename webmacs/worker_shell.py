@@ -65,7 +65,9 @@ def supervise(
         if policy.gave_up is not None:
             print(f"webmacs: giving up: {policy.gave_up}", file=sys.stderr, flush=True)
             return 1
-        return 0 if all(code == 0 for code in codes) else 1
+        # A worker still starting when the signal came dies of it before its handlers are in
+        # place (status -signal): it had nothing to flush, so that is a clean stop too.
+        return 0 if all(code in (0, -sig) for code in codes) else 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
