@@ -217,3 +217,94 @@ def test_workers_without_a_bus_or_postgresql_are_refused_in_one_line(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("webmacs: --workers 2 needs "), proc.stderr
     assert missing in lines[0]
+
+
+# -- the bus is not on the storage path
+
+
+def _no_silent_gap(items: list[Any]) -> int:
+    """Checks received values (ascending from 0) and lag frames: every missing value is
+    announced by lag frames before the next value. Returns how many were missed."""
+    expected, announced, missed = 0, 0, 0
+    for item in items:
+        if isinstance(item, dict):
+            assert item["type"] == "lag", item
+            announced += int(item["dropped"])
+            continue
+        gap = int(item) - expected
+        assert gap >= 0, f"{item} out of order (expected {expected})"
+        assert gap <= announced, f"silent gap: {gap} readings before {item}, {announced} announced"
+        announced -= gap
+        missed += gap
+        expected = int(item) + 1
+    return missed
+
+
+async def test_a_nats_restart_mid_run_keeps_acks_and_never_leaves_a_silent_gap(
+    tmp_path: Path,
+) -> None:
+    from test_bus import NATS_SERVER, PrivateNats
+
+    _need_pg_and_nats()
+    need(os.access(NATS_SERVER, os.X_OK), f"{NATS_SERVER} is not installed")
+    nats = PrivateNats(tmp_path)
+    await nats.start()
+    total = 120
+    try:
+        with fresh_database(PG_ADMIN_DSN) as url:
+            pair = Instances(2, url, nats.url, tmp_path)
+            try:
+                a, b = pair[0], pair[1]
+                async with httpx.AsyncClient(base_url=a.base_url, timeout=10) as http:
+                    token = await _login(http)
+                    event = await http.post(
+                        "/api/v1/events", headers={"Authorization": f"Bearer {token}"},
+                        json={"name": "restart", "min_value": 0, "max_value": 1000, "unit": "C",
+                              "type": "sensor"})
+                    event_id = event.json()["public_id"]
+                items: list[Any] = []
+                acked: list[int] = []
+                stream = f"{b.ws_url}/ws/datapoints/stream?token={token}&event_public_id={event_id}"
+                telemetry = f"{a.ws_url}/ws/controller/telemetry?token={token}&controller_id=r1"
+                async with trio_websocket.open_websocket_url(stream) as sub, \
+                        trio_websocket.open_websocket_url(telemetry) as ctl:
+                    assert orjson.loads(await sub.get_message())["type"] == "connected"
+
+                    async def read_stream() -> None:
+                        with trio.move_on_after(WAIT_S * 2):
+                            while not items or items[-1] != float(total - 1):
+                                frame = orjson.loads(await sub.get_message())
+                                if frame["type"] == "lag":
+                                    items.append(frame)
+                                elif frame["type"] == "datapoints_batch":
+                                    items.extend(d["value"] for d in frame["datapoints"])
+
+                    async def read_acks() -> None:
+                        with trio.move_on_after(WAIT_S * 2):
+                            while len(acked) < total:
+                                ack = orjson.loads(await ctl.get_message())
+                                assert ack["type"] == "ack", ack
+                                acked.append(ack["seq"])
+
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(read_stream)
+                        nursery.start_soon(read_acks)
+                        for n in range(total):
+                            if n == total // 4:
+                                nats.stop()  # NATS goes away mid-run ...
+                            if n == total // 2:
+                                await nats.start()  # ... and comes back on the same port
+                            await ctl.send_message(orjson.dumps({"seq": n, "datapoints": [
+                                {"value": n, "event_public_id": event_id}]}).decode())
+                            await trio.sleep(0.02)
+                assert acked == list(range(total))  # ingest and acks never waited for the bus
+                assert items and items[-1] == float(total - 1), items  # B is fed again
+                missed = _no_silent_gap(items)
+                print(f"\nNATS restart: {total} acked, {missed} announced as lag on B")
+            finally:
+                codes = pair.stop()
+            for inst in pair.all:
+                assert "NATS bus: reconnected" in inst.output(), inst.output()[-3000:]
+            assert codes == [0, 0]
+    finally:
+        nats.stop()
