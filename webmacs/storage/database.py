@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 import trio
 from sqlalchemy import event
@@ -141,6 +142,12 @@ class Database:
                 log.warning("database unavailable: %s", str(exc).splitlines()[0])
                 raise DatabaseUnavailable(str(exc)) from exc
             raise
+        except psycopg.OperationalError as exc:
+            # Statements run on the raw psycopg cursor (PostgreSQL ingest) raise the driver's
+            # own errors, which SQLAlchemy never wraps. A deadlock between concurrent writers
+            # (40P01) or a lost connection is transient like its wrapped twin: callers retry.
+            log.warning("database unavailable: %s", str(exc).splitlines()[0])
+            raise DatabaseUnavailable(str(exc)) from exc
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
         with self._translate(), self.engine.connect() as conn, conn.begin():
