@@ -308,3 +308,16 @@ async def test_a_nats_restart_mid_run_keeps_acks_and_never_leaves_a_silent_gap(
             assert codes == [0, 0]
     finally:
         nats.stop()
+
+
+def test_workers_that_keep_failing_at_startup_make_the_parent_give_up(tmp_path: Path) -> None:
+    """An unreachable database: every worker exits at once; after the backoff, exit 1."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WEBMACS_BUS_URL", "DATABASE_URL")}
+    env.update({"PORT": str(free_port()), "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                "WEBMACS_BUS_URL": NATS_URL})
+    proc = subprocess.run([sys.executable, "-m", "webmacs", "serve", "--workers", "2"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "at startup; restarting in" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "webmacs: giving up: worker "), proc.stderr[-3000:]

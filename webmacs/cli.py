@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import trio
@@ -41,9 +42,12 @@ def first_leaf(error: BaseException) -> BaseException:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A worker of --workers N names itself in every line (the parent sets WEBMACS_WORKER).
+    worker = os.environ.get("WEBMACS_WORKER", "") if args.reuse_port else ""
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s " + (f"[worker {worker}] " if worker else "")
+        + "%(name)s: %(message)s",
     )
     overrides = {}
     if args.host:
@@ -83,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_workers(settings: Settings, overrides: dict[str, str], args: argparse.Namespace) -> int:
     """``--workers N``: refuse in one line what cannot work, else supervise N worker processes."""
-    import os
-
     from webmacs.worker_shell import supervise, worker_command
     from webmacs.workers import WorkerPolicy, refusal
 
