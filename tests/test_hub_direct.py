@@ -115,3 +115,17 @@ def test_subscribers_without_a_direct_socket_use_their_writer() -> None:
     hub.subscriptions[sub.id] = sub
     hub.publish((row(1.0),), now=1.0)
     assert [values(f) for f in sub.outbox.take()] == [[1.0]]
+
+
+def test_a_bus_gap_reaches_an_idle_subscriber_before_the_readings_after_it() -> None:
+    """The ``lag`` of a gap precedes the next data: a direct write must not overtake it."""
+    from webmacs.actors.hub import Delivered
+
+    hub = Hub(origin="me")
+    socket = FakeSocket()
+    sub = subscribed(hub, socket)
+    hub.deliver(Delivered("other", (row(76.0),), missed=45), now=5.0)
+    assert socket.frames == []  # left to the writer, behind the lag frame
+    lag, data = sub.outbox.take()
+    assert json.loads(lag) == {"type": "lag", "dropped": 45}
+    assert values(data) == [76.0]

@@ -106,7 +106,7 @@ def test_a_port_in_use_stops_with_one_line_naming_the_cause(tmp_path: Path) -> N
     assert last.startswith("webmacs: cannot start: ") and "Address already in use" in last, last
 
 
-@pytest.mark.parametrize("flag", ["--port", "--host", "--database-url"])
+@pytest.mark.parametrize("flag", ["--port", "--host", "--database-url", "--workers"])
 def test_cli_flags_are_documented(flag: str) -> None:
     import subprocess
     import sys

@@ -73,8 +73,9 @@ class RedactingLogger(HyperLogger):
                 "s": status, "b": length, "L": f"{request_time:.6f}"}
 
 
-def hypercorn_config(settings: Settings, access_log: bool) -> HyperConfig:
+def hypercorn_config(settings: Settings, access_log: bool, reuse_port: bool = False) -> HyperConfig:
     config = tcp_guard.GuardedConfig()
+    config.reuse_port = reuse_port  # one of `webmacs serve --workers N` (webmacs/workers.py)
     # A peer that acknowledges nothing for this long (e.g. a browser that stopped reading and
     # filled its window) is aborted by the kernel: that releases a send Hypercorn cannot cancel.
     config.tcp_user_timeout_ms = TCP_USER_TIMEOUT_MS
@@ -121,11 +122,13 @@ async def serve(
     *,
     access_log: bool = True,
     install_signal_handlers: bool = True,
+    reuse_port: bool = False,
     shutdown: trio.Event | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the services, run the actor tree and the HTTP server until ``shutdown`` is set
-    (or a signal arrives). ``task_status`` receives the bound URLs and the tree once serving."""
+    (or a signal arrives). ``task_status`` receives the bound URLs and the tree once serving.
+    ``reuse_port``: share the port with the other workers of ``--workers N``."""
     if shutdown is None:
         shutdown = trio.Event()
     for note in startup_warnings(settings):
@@ -139,7 +142,7 @@ async def serve(
         async with open_actor_tree(svc) as tree:
             app = create_app(svc, tree)
             binds: list[str] = await nursery.start(
-                _run_http, app, hypercorn_config(settings, access_log), http_stop, shutdown,
+                _run_http, app, hypercorn_config(settings, access_log, reuse_port), http_stop, shutdown,
                 http_done,
             )
             print(f"webmacs {settings.storage_backend} storage: {_safe_url(settings.database_url)}",

@@ -38,14 +38,16 @@ async def open_services(
     ``clock`` drives the login throttle (tests pass one they can move forward)."""
     db = Database(settings.sqlalchemy_url, settings.db_pool_size)
     try:
-        await prepare(db, settings.storage_backend, settings.timescale)
         repos = build_repositories(db, settings.storage_backend)
         passwords = PasswordHasher(settings.bcrypt_rounds)
-        seeded = await repos.users.seed_admin(
-            settings.initial_admin_email,
-            settings.initial_admin_username,
-            await passwords.hash(settings.initial_admin_password),
-        )
+        admin_hash = await passwords.hash(settings.initial_admin_password)
+        # Processes starting at once on one PostgreSQL database (--workers N, replicas) take
+        # turns here: the first creates the schema and seeds, the others find both done.
+        async with db.startup_lock():
+            await prepare(db, settings.storage_backend, settings.timescale)
+            seeded = await repos.users.seed_admin(
+                settings.initial_admin_email, settings.initial_admin_username, admin_hash
+            )
         if seeded:
             log.info("seeded admin user %s", settings.initial_admin_email)
         yield Services(

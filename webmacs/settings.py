@@ -71,6 +71,7 @@ class Settings:
     max_connections: int = 4096
     bus_url: str | None = None  # None: the in-process bus (one instance)
     bus_subject: str = "webmacs.datapoints"
+    workers: int = 1  # processes `webmacs serve` runs (more than one needs PostgreSQL and a bus)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -369,6 +370,7 @@ def load_settings(
         max_connections_per_address=per_address,
         max_connections=max_connections,
         bus_url=bus_url,
+        workers=_int(env, "WORKERS", 1, 1, 64),
         bus_subject=bus_subject,
     )
 

@@ -54,8 +54,10 @@ class SubscriberOutbox:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing being sent: a frame written now keeps the order."""
-        return not (self._items or self._control or self.sending or self.closed)
+        """Nothing queued (a pending ``lag`` included) and nothing being sent: a frame written
+        now keeps the order."""
+        return not (self._items or self._control or self.dropped_pending or self.sending
+                    or self.closed)
 
     def written(self, now: float) -> None:
         """The hub wrote a whole frame to the socket itself."""

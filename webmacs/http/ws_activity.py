@@ -217,6 +217,27 @@ class TcpTimeoutConfig(Config):
     cannot be cancelled from the application)."""
 
     tcp_user_timeout_ms: int = 30_000
+    reuse_port: bool = False
+
+    def _create_sockets(self, binds: list[str], type_: int = socket.SOCK_STREAM) -> list[socket.socket]:
+        """With ``reuse_port``, every worker of ``webmacs serve --workers N`` binds its own socket
+        with ``SO_REUSEPORT`` on the same port, rather than inheriting one socket from the parent.
+
+        Why: each worker then runs exactly the code path of a single ``webmacs serve`` (binds,
+        prints where it listens, and a restarted worker simply binds again); the kernel spreads
+        new connections over the workers' own accept queues, so an idle worker is not woken for
+        every connection another one takes. The cost: connections still queued on a worker that
+        dies are reset (their clients reconnect), and only processes of the same user can join
+        the port. Hypercorn sets the option before ``bind`` only when ``workers > 1`` (its own
+        multi-process runner, which ``hypercorn.trio.serve`` never uses), so that switch is
+        borrowed for the call."""
+        saved = self.workers
+        if self.reuse_port:
+            self.workers = 2
+        try:
+            return super()._create_sockets(binds, type_)
+        finally:
+            self.workers = saved
 
     def create_sockets(self) -> Sockets:
         sockets = super().create_sockets()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 import trio
 from sqlalchemy import event
@@ -30,6 +31,9 @@ Dialect = Literal["sqlite", "postgresql"]
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POOL_TIMEOUT_S = 10.0
 PING_AFTER_IDLE_S = 1.0
+# pg_advisory_lock key held while a process creates the schema and seeds the admin
+# (any fixed bigint; this one spells "webmacs" in ASCII).
+STARTUP_LOCK_KEY = 0x7765626D616373
 
 
 class DatabaseUnavailable(Exception):
@@ -138,6 +142,12 @@ class Database:
                 log.warning("database unavailable: %s", str(exc).splitlines()[0])
                 raise DatabaseUnavailable(str(exc)) from exc
             raise
+        except psycopg.OperationalError as exc:
+            # Statements run on the raw psycopg cursor (PostgreSQL ingest) raise the driver's
+            # own errors, which SQLAlchemy never wraps. A deadlock between concurrent writers
+            # (40P01) or a lost connection is transient like its wrapped twin: callers retry.
+            log.warning("database unavailable: %s", str(exc).splitlines()[0])
+            raise DatabaseUnavailable(str(exc)) from exc
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
         with self._translate(), self.engine.connect() as conn, conn.begin():
@@ -167,6 +177,39 @@ class Database:
 
     async def create_schema(self) -> None:
         await trio.to_thread.run_sync(self.create_schema_sync, limiter=self.limiter)
+
+    @asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """Held around schema creation and admin seeding, so processes starting at once on one
+        PostgreSQL database take turns (``CREATE TABLE IF NOT EXISTS`` itself races: two
+        creators can both pass the check and one fails on the catalog's unique index).
+
+        A session-level ``pg_advisory_lock`` on a connection of its own, outside the pool (a
+        pool of one would otherwise deadlock against the work done under the lock); it is
+        released when that connection closes, even if this process dies. SQLite: nothing to do
+        (one process per file)."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        engine = sa.create_engine(self.engine.url, poolclass=NullPool,
+                                  connect_args={"connect_timeout": 5})
+
+        def lock() -> Connection:
+            with self._translate():
+                conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": STARTUP_LOCK_KEY})
+                except BaseException:
+                    conn.close()
+                    raise
+                return conn
+
+        conn = await trio.to_thread.run_sync(lock)
+        try:
+            yield
+        finally:
+            await trio.to_thread.run_sync(conn.close)  # closing the session releases the lock
+            engine.dispose()
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """A trivial query with a short timeout, for /health."""
