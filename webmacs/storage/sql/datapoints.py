@@ -340,11 +340,17 @@ _COUNTS_CTE = """counts AS (
   INSERT INTO datapoint_counts (event_id, experiment_key, n)
   SELECT * FROM unnest(%(ce)s::int8[], %(cx)s::int8[], %(cn)s::int8[])
   ON CONFLICT (event_id, experiment_key) DO UPDATE SET n = datapoint_counts.n + excluded.n
+  RETURNING 1
 )"""
+# The rollups are merged only after every counter row (the sub-select over ``counts`` runs first):
+# the order of sub-statements inside one statement is otherwise up to PostgreSQL, and writers
+# that lock counter and rollup rows in different orders deadlock. Counters first, then rollups,
+# each in key order, is also the order of the delete path and of SQLite's separate statements.
 _SECONDS_MERGE = """
 INSERT INTO datapoint_seconds AS s (event_id, second, n, total, lo, hi, last_value, last_ts)
 SELECT * FROM unnest(%(se)s::int8[], %(ss)s::int8[], %(sn)s::int8[], %(st)s::float8[],
                      %(slo)s::float8[], %(shi)s::float8[], %(slv)s::float8[], %(slt)s::timestamptz[])
+WHERE (SELECT count(*) FROM counts) >= 0
 ON CONFLICT (event_id, second) DO UPDATE SET
   n = s.n + excluded.n, total = s.total + excluded.total,
   lo = LEAST(s.lo, excluded.lo), hi = GREATEST(s.hi, excluded.hi),
