@@ -71,7 +71,12 @@ class DeleteExperiment:
     reply: Future
 
 
-RouterMessage = Submit | StartExperiment | StopExperiment | DeleteExperiment
+@attrs.frozen
+class Resync:
+    """Another instance changed the experiments: reload the intervals and fit the recorders."""
+
+
+RouterMessage = Submit | StartExperiment | StopExperiment | DeleteExperiment | Resync
 
 
 class Router:
@@ -255,6 +260,8 @@ async def run_router(inbox: trio.MemoryReceiveChannel[RouterMessage], router: Ro
                 await router.stop_experiment(msg)
             elif isinstance(msg, DeleteExperiment):
                 await router.delete_experiment(msg)
+            elif isinstance(msg, Resync):
+                await router.sync()
         except BaseException as exc:
             answer_crash(msg, exc)  # a submission answers its own ticket (see submit)
             raise
