@@ -191,3 +191,43 @@ async def test_events_created_and_deleted_on_one_instance_reach_the_other(
 async def latest_has(tree: ActorTree, event_id: str) -> bool:
     rows: list[DatapointRecord] = await tree.latest()
     return event_id in [r.event_public_id for r in rows]
+
+
+async def test_after_a_reconnect_an_instance_reloads_what_it_may_have_missed(
+    instances: Pair,
+) -> None:
+    (_, svc_a), (b, _) = instances
+    event = await new_event(svc_a)
+    assert await stamp_of(b, event) is None
+    with trio.fail_after(10):
+        while not await latest_has(b, event):
+            await trio.sleep(0.01)
+    # Deleted with its control message lost: B still shows it until it reloads.
+    assert await svc_a.repos.events.delete(event)
+    for action in plan(Control("", RECONNECTED, {}), "b"):
+        await b.apply_control(action)
+    assert not await latest_has(b, event)
+
+
+async def test_a_nats_reconnect_is_delivered_to_control_subscriptions() -> None:
+    need(reachable(NATS_HOST, NATS_PORT), f"no NATS server at {NATS_URL}")
+    from webmacs.bus.nats_bus import NatsBus
+
+    bus = await NatsBus.open(NATS_URL, wait_connected=10)
+    try:
+        sub = await bus.subscribe_control("test.webmacs.reconnect.control")
+        await bus._call(bus._on_reconnect)  # what nats-py calls after reconnecting
+        with trio.fail_after(10):
+            msg = await sub.__anext__()
+        assert msg.kind == RECONNECTED and msg.origin == bus.instance_id
+    finally:
+        await bus.aclose()
+
+
+async def test_a_single_instance_stamps_from_memory(tmp_path: Path) -> None:
+    """The in-process default: no stamping query, no lock (one statement per batch)."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'solo.db'}", tmp_path)
+    async with open_services(settings) as svc, open_actor_tree(svc) as tree:
+        assert tree.bus is not None and not tree.bus.distributed
+        assert not svc.repos.datapoints.stamp_at_commit
+        assert not svc.repos.experiments.serialize_with_stamping
