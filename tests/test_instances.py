@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
+from uuid import uuid4
 
+import psycopg
 import pytest
 import trio
 from conftest import _empty_pg, make_settings
@@ -32,6 +35,8 @@ from webmacs.bus import Bus, Control, InProcessBus, LocalBroker
 from webmacs.bus.wire import BadMessage, decode_control, encode_control
 from webmacs.services import Services, open_services
 from webmacs.storage.records import DatapointFilter, DatapointRecord, EventFields, NewReading
+from webmacs.storage.sql.datapoints import STAMP_LOCK
+from webmacs.validation import utcnow
 
 # -- sans-IO
 
@@ -231,3 +236,45 @@ async def test_a_single_instance_stamps_from_memory(tmp_path: Path) -> None:
         assert tree.bus is not None and not tree.bus.distributed
         assert not svc.repos.datapoints.stamp_at_commit
         assert not svc.repos.experiments.serialize_with_stamping
+
+
+async def test_a_batch_waits_for_a_concurrent_experiment_change_and_sees_it(
+    instances: Pair, pg_database_url: str
+) -> None:
+    """The stamping lock: a batch committing while an experiment change holds the lock is
+    stamped from what that change committed (here, a start written by hand in SQL)."""
+    (_, svc_a), (b, _) = instances
+    event = await new_event(svc_a)
+    changer = await trio.to_thread.run_sync(lambda: psycopg.connect(pg_database_url))
+    watcher = await trio.to_thread.run_sync(
+        lambda: psycopg.connect(pg_database_url, autocommit=True))
+    try:
+        await trio.to_thread.run_sync(
+            lambda: changer.execute("SELECT pg_advisory_xact_lock(%s)", (STAMP_LOCK,)))
+        ts = utcnow()
+        ticket = await b.ingest((NewReading(0, 1.0, event, ts),))
+
+        def batch_waits() -> bool:
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            return row is not None and row[0] > 0
+
+        with trio.fail_after(10):
+            while not await trio.to_thread.run_sync(batch_waits):
+                await trio.sleep(0.01)
+        exp_id = str(uuid4())
+
+        def start() -> None:
+            changer.execute(
+                "INSERT INTO experiments (public_id, name, started_on) VALUES (%s, %s, %s)",
+                (exp_id, "by hand", ts - timedelta(seconds=1)))
+            changer.commit()
+
+        await trio.to_thread.run_sync(start)
+        result = await ticket.wait()
+        assert [r.experiment_public_id for r in result.stored] == [exp_id]
+        assert await counted(svc_a, exp_id) == 1
+    finally:
+        await trio.to_thread.run_sync(changer.close)
+        await trio.to_thread.run_sync(watcher.close)
