@@ -5,6 +5,11 @@ an experiment pass through it, so the intervals it stamps with always match what
 while it commits a stop, no reading is routed, and every reading that arrived before the stop
 is already queued for the experiment's recorder.
 
+With several instances on one database (a distributed bus) another instance's changes reach
+the router as :class:`Resync` (a control message), a little late: its intervals then decide
+only which recorder a submission goes to, and the stamp itself is resolved by the database at
+commit (``storage/sql/datapoints.py``).
+
 Recorders: one for readings outside any experiment (``None``, permanent), one per running
 experiment (started with it, drained and ended when it stops). Readings a controller buffered
 during an outage that belong to an already stopped experiment are stamped with it and written
@@ -70,7 +75,12 @@ class DeleteExperiment:
     reply: Future
 
 
-RouterMessage = Submit | StartExperiment | StopExperiment | DeleteExperiment
+@attrs.frozen
+class Resync:
+    """Another instance changed the experiments: reload the intervals and fit the recorders."""
+
+
+RouterMessage = Submit | StartExperiment | StopExperiment | DeleteExperiment | Resync
 
 
 class Router:
@@ -254,6 +264,8 @@ async def run_router(inbox: trio.MemoryReceiveChannel[RouterMessage], router: Ro
                 await router.stop_experiment(msg)
             elif isinstance(msg, DeleteExperiment):
                 await router.delete_experiment(msg)
+            elif isinstance(msg, Resync):
+                await router.sync()
         except BaseException as exc:
             answer_crash(msg, exc)  # a submission answers its own ticket (see submit)
             raise

@@ -14,7 +14,8 @@
     ├── token-pruner    permanent  hourly: expired token revocations
     ├── frame-pruner    permanent  hourly: telemetry frame ids past INGEST_FRAME_RETENTION_HOURS
     ├── commander       permanent  stores commands for declared actuators, hands them to the relay
-    ├── command-relay   permanent  a relay's receiving side (in-process: ends at once)
+    ├── command-relay   permanent  a bus relay's receiving side (in-process: ends at once)
+    ├── control-relay   permanent  other instances' control messages -> router, hub, caches
     └── command-pruner  permanent  deletes commands past COMMAND_TTL_SECONDS
     connection actors (controller sessions, subscribers) run in Hypercorn's handler tasks,
     counted by the tree so shutdown can close them with 1001 first.
@@ -33,6 +34,18 @@ import trio
 
 from webmacs.actors.batching import FlushPolicy
 from webmacs.actors.commander import Commander, LocalRelay, RelayFactory, run_commander
+from webmacs.actors.control import (
+    EVENT_CREATED,
+    EVENT_DELETED,
+    EXPERIMENT_DELETED,
+    EXPERIMENT_STARTED,
+    EXPERIMENT_STOPPED,
+    Action,
+    Do,
+    event_payload,
+    experiment_payload,
+    run_control_relay,
+)
 from webmacs.actors.exporter import EXPORT_CHUNKS_IN_FLIGHT, ExportOutcome, run_export
 from webmacs.actors.hub import (
     EventCreated,
@@ -53,6 +66,7 @@ from webmacs.actors.messages import Future, IngestFailed, ShuttingDown, Ticket
 from webmacs.actors.outbox import SubscriberOutbox
 from webmacs.actors.router import (
     DeleteExperiment,
+    Resync,
     Router,
     RouterMessage,
     StartExperiment,
@@ -62,7 +76,14 @@ from webmacs.actors.router import (
 )
 from webmacs.actors.sequencing import Sequencer, run_publisher
 from webmacs.actors.supervisor import Supervisor
-from webmacs.bus import Bus, ChannelSubscription, open_bus
+from webmacs.bus import (
+    CONTROL_SUFFIX,
+    Bus,
+    BusClosed,
+    ChannelSubscription,
+    ControlSubscription,
+    open_bus,
+)
 from webmacs.commands import CommandBook
 from webmacs.frame_ids import FrameTag
 from webmacs.services import Services
@@ -87,8 +108,12 @@ class ActorTree:
         hub_send: trio.MemorySendChannel[HubMessage],
         sequencer: Sequencer,
         commander: Commander,
+        bus: Bus | None = None,
+        control_subject: str = "",
     ) -> None:
         self.svc = svc
+        self.bus = bus
+        self.control_subject = control_subject
         self.commander = commander
         self.supervisor = supervisor
         self.router = router
@@ -148,15 +173,22 @@ class ActorTree:
         return await reply.get()
 
     async def create_experiment(self, name: str, user_public_id: str | None) -> ExperimentRecord:
-        record = await self._ask_router(lambda f: StartExperiment(name, user_public_id, f))
-        return cast(ExperimentRecord, record)
+        record = cast(ExperimentRecord, await self._ask_router(
+            lambda f: StartExperiment(name, user_public_id, f)))
+        await self.announce(EXPERIMENT_STARTED, experiment_payload(record.public_id))
+        return record
 
     async def stop_experiment(self, public_id: str) -> ExperimentRecord | None:
-        return cast(ExperimentRecord | None, await self._ask_router(lambda f: StopExperiment(public_id, f)))
+        record = cast(ExperimentRecord | None, await self._ask_router(
+            lambda f: StopExperiment(public_id, f)))
+        if record is not None:
+            await self.announce(EXPERIMENT_STOPPED, experiment_payload(public_id))
+        return record
 
     async def delete_experiment(self, public_id: str) -> bool:
         found = bool(await self._ask_router(lambda f: DeleteExperiment(public_id, f)))
         if found:
+            await self.announce(EXPERIMENT_DELETED, experiment_payload(public_id))
             await self.reload_latest()
         return found
 
@@ -171,6 +203,31 @@ class ActorTree:
             outcome,
         )
         return recv, outcome
+
+    # -- other instances
+    async def announce(self, kind: str, payload: dict[str, Any]) -> None:
+        """Tell the other instances what was just committed (fire-and-forget)."""
+        if self.bus is not None and self.bus.distributed:
+            with contextlib.suppress(BusClosed):
+                await self.bus.publish_control(self.control_subject, kind, payload)
+
+    async def apply_control(self, action: Action) -> None:
+        """Bring this tree in line with another instance's commit."""
+        datapoints = self.svc.repos.datapoints
+        if action.do is Do.RESYNC_EXPERIMENTS:
+            with contextlib.suppress(ShuttingDown):
+                await _send(self._router_send, Resync())
+        elif action.do is Do.RELOAD_LATEST:
+            await self.reload_latest()
+        elif action.do is Do.EVENT_CREATED and action.event_id is not None:
+            await self._notify_hub(EventCreated(action.event_id))
+        elif action.do is Do.EVENT_DELETED and action.event_id is not None:
+            datapoints.forget_event(action.event_id)
+            await self._notify_hub(EventDeleted(action.event_id))
+        elif action.do is Do.RELOAD_EVENTS:
+            datapoints.forget_event()
+            for event_id in await self.svc.repos.events.ordered_ids():
+                await self._notify_hub(EventCreated(event_id))
 
     # -- the hub
     async def _ask_hub(self, make: Callable[[Future], HubMessage]) -> object:
@@ -198,9 +255,11 @@ class ActorTree:
 
     async def event_created(self, event_id: str) -> None:
         await self._notify_hub(EventCreated(event_id))
+        await self.announce(EVENT_CREATED, event_payload(event_id))
 
     async def event_deleted(self, event_id: str) -> None:
         await self._notify_hub(EventDeleted(event_id))
+        await self.announce(EVENT_DELETED, event_payload(event_id))
 
     async def subscribe(self, flt: StreamFilter, stuck_timeout: float = 10.0) -> Subscription:
         sub = Subscription(flt, SubscriberOutbox(stuck_timeout=stuck_timeout))
@@ -286,16 +345,21 @@ async def open_actor_tree(
             bus = await stack.enter_async_context(open_bus(svc.settings.bus_url))
         delivered = await bus.subscribe(svc.settings.bus_subject)
         stack.push_async_callback(delivered.aclose)
-        async with _open_tree(svc, policy, relay, bus, delivered) as tree:
+        control = await bus.subscribe_control(svc.settings.bus_subject + CONTROL_SUFFIX)
+        stack.push_async_callback(control.aclose)
+        async with _open_tree(svc, policy, relay, bus, delivered, control) as tree:
             yield tree
 
 
 @asynccontextmanager
 async def _open_tree(
     svc: Services, policy: FlushPolicy | None, relay: RelayFactory, bus: Bus,
-    delivered: ChannelSubscription,
+    delivered: ChannelSubscription, control: ControlSubscription,
 ) -> AsyncIterator[ActorTree]:
     repos = svc.repos
+    # Other instances may share the database: stamp at commit, serialized with their changes.
+    repos.datapoints.stamp_at_commit = bus.distributed
+    repos.experiments.serialize_with_stamping = bus.distributed
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor(
             nursery, "root",
@@ -322,7 +386,8 @@ async def _open_tree(
         ttl = timedelta(seconds=svc.settings.command_ttl_seconds)
         commander = Commander(book, repos.commands, relay(book), ttl)
         hub.on_publish = commander.on_publish
-        tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send, sequencer, commander)
+        tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send, sequencer, commander,
+                         bus, control.subject)
 
         async def hub_actor() -> None:
             await run_hub(hub_recv, hub)
@@ -337,6 +402,8 @@ async def _open_tree(
                                    timedelta(hours=svc.settings.ingest_frame_retention_hours))
         supervisor.start_permanent("commander", run_commander, commander)
         supervisor.start_permanent("command-relay", commander.relay.run)
+        supervisor.start_permanent("control-relay", run_control_relay, control, bus.instance_id,
+                                   tree.apply_control)
         supervisor.start_permanent("command-pruner", run_pruner, repos.commands.prune,
                                    "expired commands", timedelta(0), command_prune_interval(ttl))
         try:

@@ -9,12 +9,16 @@ from contextlib import asynccontextmanager
 import trio
 
 from webmacs.bus.base import (
+    CONTROL_SUFFIX,
     DEFAULT_MAX_PENDING,
     DEFAULT_SUBJECT,
+    RECONNECTED,
     Batch,
     Bus,
     BusClosed,
     ChannelSubscription,
+    Control,
+    ControlSubscription,
     Delivery,
     Rows,
 )
@@ -22,8 +26,9 @@ from webmacs.bus.gaps import GapDetector
 from webmacs.bus.local import InProcessBus, LocalBroker
 
 __all__ = [
-    "DEFAULT_MAX_PENDING", "DEFAULT_SUBJECT", "Batch", "Bus", "BusClosed", "ChannelSubscription",
-    "Delivery", "GapDetector", "InProcessBus", "LocalBroker", "Rows", "open_bus",
+    "CONTROL_SUFFIX", "DEFAULT_MAX_PENDING", "DEFAULT_SUBJECT", "RECONNECTED", "Batch", "Bus",
+    "BusClosed", "ChannelSubscription", "Control", "ControlSubscription", "Delivery",
+    "GapDetector", "InProcessBus", "LocalBroker", "Rows", "open_bus",
 ]
 
 

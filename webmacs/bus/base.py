@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import NamedTuple, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 import trio
 
@@ -26,6 +26,9 @@ Rows = tuple[DatapointRecord, ...]
 
 DEFAULT_SUBJECT = "webmacs.datapoints"
 DEFAULT_MAX_PENDING = 1024
+CONTROL_SUFFIX = ".control"  # control messages travel on ``<bus subject>.control``
+CONTROL_MAX_PENDING = 256
+RECONNECTED = "bus.reconnected"  # delivered locally by a bus that may have lost messages
 
 
 class BusClosed(Exception):
@@ -133,6 +136,53 @@ class ChannelSubscription:
         await self.aclose()
 
 
+class Control(NamedTuple):
+    """A control message: something committed that other instances must apply (an experiment
+    started, an event deleted...). ``payload`` is a small JSON object."""
+
+    origin: str
+    kind: str
+    payload: dict[str, Any]
+
+
+class ControlSubscription:
+    """Control messages as their reader sees them (``async for msg in sub``). Fire-and-forget
+    like batches: beyond ``max_pending`` queued messages the newest is dropped (counted)."""
+
+    def __init__(
+        self, subject: str, max_pending: int,
+        on_close: Callable[[ControlSubscription], None],
+    ) -> None:
+        self.subject = subject
+        self._send, self._recv = trio.open_memory_channel[Control](max_pending)
+        self._on_close = on_close
+        self.dropped = 0
+
+    def offer(self, msg: Control) -> None:
+        try:
+            self._send.send_nowait(msg)
+        except trio.WouldBlock:
+            self.dropped += 1
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def end(self) -> None:
+        self._send.close()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Control:
+        try:
+            return await self._recv.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        self._on_close(self)
+        self._send.close()
+
+
 class Bus(Protocol):
     """A message bus for committed batches (PEP 544: any class with these members is one)."""
 
@@ -152,6 +202,24 @@ class Bus(Protocol):
     ) -> ChannelSubscription:
         """Start receiving ``subject``; batches published after this returns are delivered
         (while the bus is connected)."""
+        ...
+
+    @property
+    def distributed(self) -> bool:
+        """Whether other instances may share this bus (and the database): they then stamp
+        readings from the database at commit and apply each other's control messages."""
+        ...
+
+    async def publish_control(self, subject: str, kind: str, payload: dict[str, Any]) -> None:
+        """Send a control message to every control subscription of ``subject`` (this
+        instance's included). Never waits; lost when undeliverable."""
+        ...
+
+    async def subscribe_control(
+        self, subject: str, max_pending: int = CONTROL_MAX_PENDING
+    ) -> ControlSubscription:
+        """Start receiving control messages on ``subject``. A bus that reconnected (and may
+        have lost some) delivers a :data:`RECONNECTED` message of its own."""
         ...
 
     async def aclose(self) -> None:

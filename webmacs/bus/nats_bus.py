@@ -35,15 +35,19 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from webmacs.bus.base import (
+    CONTROL_MAX_PENDING,
     DEFAULT_MAX_PENDING,
+    RECONNECTED,
     Batch,
     BusClosed,
     ChannelSubscription,
+    Control,
+    ControlSubscription,
     Numbering,
     Rows,
     new_instance_id,
 )
-from webmacs.bus.wire import BadMessage, decode, encode
+from webmacs.bus.wire import BadMessage, decode, decode_control, encode, encode_control
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,9 @@ class NatsBus:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-bus", daemon=True)
         self._nc: Client | None = None
-        self._queue: asyncio.Queue[tuple[str, Batch]] | None = None
-        self._subs: dict[ChannelSubscription, Any] = {}  # → nats-py subscription (loop side)
+        self._queue: asyncio.Queue[tuple[str, Batch | Control]] | None = None
+        # → nats-py subscription (loop side)
+        self._subs: dict[ChannelSubscription | ControlSubscription, Any] = {}
         self._main: asyncio.Task[None] | None = None
         self.connected = trio.Event()
         self.closed = False
@@ -84,6 +89,10 @@ class NatsBus:
     @property
     def instance_id(self) -> str:
         return self._numbering.origin
+
+    @property
+    def distributed(self) -> bool:
+        return True
 
     @classmethod
     async def open(cls, url: str, *, wait_connected: float = 2.0, **kwargs: Any) -> NatsBus:
@@ -116,7 +125,23 @@ class NatsBus:
         await self._call(lambda: self._add_subscription(sub))
         return sub
 
-    def _unsubscribe(self, sub: ChannelSubscription) -> None:
+    async def publish_control(self, subject: str, kind: str, payload: dict[str, Any]) -> None:
+        if self.closed:
+            raise BusClosed
+        self._loop.call_soon_threadsafe(
+            self._enqueue, subject, Control(self.instance_id, kind, payload))
+
+    async def subscribe_control(
+        self, subject: str, max_pending: int = CONTROL_MAX_PENDING
+    ) -> ControlSubscription:
+        if self.closed:
+            raise BusClosed
+        sub = ControlSubscription(subject, max_pending, self._unsubscribe)
+        self._subs[sub] = None
+        await self._call(lambda: self._add_subscription(sub))
+        return sub
+
+    def _unsubscribe(self, sub: ChannelSubscription | ControlSubscription) -> None:
         if sub in self._subs:
             with contextlib.suppress(RuntimeError):  # the loop is already stopped
                 self._loop.call_soon_threadsafe(self._drop_subscription, sub)
@@ -168,38 +193,40 @@ class NatsBus:
         self._token.run_sync_soon(self.connected.set)
         log.info("NATS bus connected to %s (instance %s)", self.url, self.instance_id)
         while True:
-            subject, batch = await self._queue.get()
+            subject, item = await self._queue.get()
             try:
-                await self._nc.publish(subject, encode(batch))
+                data = encode(item) if isinstance(item, Batch) else encode_control(item)
+                await self._nc.publish(subject, data)
             except (nats.errors.OutboundBufferLimitError, nats.errors.ConnectionClosedError,
                     nats.errors.MaxPayloadError) as exc:
                 self.dropped_batches += 1
-                log.debug("NATS bus: batch %d not published: %r", batch.seq, exc)
+                log.debug("NATS bus: message on %s not published: %r", subject, exc)
             finally:
                 self._queue.task_done()
 
-    def _enqueue(self, subject: str, batch: Batch) -> None:
+    def _enqueue(self, subject: str, item: Batch | Control) -> None:
         if self._queue is None or self._nc is None:
             self.dropped_batches += 1  # not connected yet: the receivers count the gap
             return
         try:
-            self._queue.put_nowait((subject, batch))
+            self._queue.put_nowait((subject, item))
         except asyncio.QueueFull:
             self.dropped_batches += 1
 
-    async def _add_subscription(self, sub: ChannelSubscription) -> None:
+    async def _add_subscription(self, sub: ChannelSubscription | ControlSubscription) -> None:
         if self._nc is None or sub not in self._subs or self._subs[sub] is not None:
             return  # not connected yet (_run subscribes it), closed, or subscribed already
         token = self._token
 
         async def on_message(msg: Msg) -> None:
             try:
-                batch = decode(msg.data)
+                item = decode(msg.data) if isinstance(sub, ChannelSubscription) else (
+                    decode_control(msg.data))
             except BadMessage as exc:
                 log.warning("NATS bus: ignoring a message on %s: %s", msg.subject, exc)
                 return
             with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(sub.offer, batch)
+                token.run_sync_soon(sub.offer, item)  # type: ignore[arg-type]
 
         self._subs[sub] = await self._nc.subscribe(sub.subject, cb=on_message)
         # Once flushed, the server has the subscription. While disconnected nats-py subscribes
@@ -207,7 +234,7 @@ class NatsBus:
         with contextlib.suppress(TimeoutError, nats.errors.Error):
             await self._nc.flush(timeout=2)
 
-    def _drop_subscription(self, sub: ChannelSubscription) -> None:
+    def _drop_subscription(self, sub: ChannelSubscription | ControlSubscription) -> None:
         nats_sub = self._subs.pop(sub, None)
         if nats_sub is not None:
             self._loop.create_task(_quietly(nats_sub.unsubscribe()))
@@ -238,6 +265,12 @@ class NatsBus:
     async def _on_reconnect(self) -> None:
         self.reconnects += 1
         log.info("NATS bus: reconnected to %s", self.url)
+        # Control messages may have been lost meanwhile: readers reload what they mirror.
+        notice = Control(self.instance_id, RECONNECTED, {})
+        for sub in list(self._subs):
+            if isinstance(sub, ControlSubscription):
+                with contextlib.suppress(trio.RunFinishedError):
+                    self._token.run_sync_soon(sub.offer, notice)
 
 
 async def _wrap(fn: Callable[[], Awaitable[T]]) -> T:

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
-from webmacs.bus.base import Batch
+from webmacs.bus.base import Batch, Control
 from webmacs.storage.records import DatapointRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,3 +43,19 @@ def decode(data: bytes) -> Batch:
     if not (isinstance(origin, str) and isinstance(seq, int) and isinstance(first, int)):
         raise BadMessage("bad header")
     return Batch(origin, seq, first, rows)
+
+
+def encode_control(msg: Control) -> bytes:
+    """``{"o": origin, "k": kind, "p": payload}``."""
+    return orjson.dumps({"o": msg.origin, "k": msg.kind, "p": msg.payload})
+
+
+def decode_control(data: bytes) -> Control:
+    try:
+        doc: Any = orjson.loads(data)
+        origin, kind, payload = doc["o"], doc["k"], doc["p"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise BadMessage(str(exc)) from None
+    if not (isinstance(origin, str) and isinstance(kind, str) and isinstance(payload, dict)):
+        raise BadMessage("bad control message")
+    return Control(origin, kind, payload)

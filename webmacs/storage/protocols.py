@@ -69,6 +69,9 @@ class EventRepository(Protocol):
 
 
 class ExperimentRepository(Protocol):
+    # Starts, stops and deletes take the lock that orders them with stamping writers.
+    serialize_with_stamping: bool
+
     async def page(self, offset: int, limit: int) -> Page[ExperimentRecord]: ...
     async def get(self, public_id: str) -> ExperimentRecord | None: ...
     async def create(self, name: str, user_public_id: str | None) -> ExperimentRecord: ...
@@ -80,6 +83,13 @@ class ExperimentRepository(Protocol):
 
 
 class DatapointRepository(Protocol):
+    # Another instance may share the database: stamp experiments at commit (see architecture.md).
+    stamp_at_commit: bool
+
+    def forget_event(self, public_id: str | None = None) -> None:
+        """Drop a cached event id (all of them with None): the event was deleted elsewhere."""
+        ...
+
     async def page(
         self, flt: DatapointFilter, offset: int, limit: int
     ) -> Page[DatapointRecord]: ...

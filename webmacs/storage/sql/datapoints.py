@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from webmacs.frame_ids import FrameAck, FrameSpans, StoreOutcome, job_ranges
 from webmacs.readings import EVENT_NOT_FOUND
+from webmacs.stamping import Interval, Stamper
 from webmacs.storage.database import Database
 from webmacs.storage.records import (
     DatapointFilter,
@@ -135,6 +136,16 @@ class SqlDatapointRepository(SqlRepository):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self._event_ids: dict[str, int] = {}  # event public id -> row id, for the write path
+        # Instances sharing the database: stamp from the experiments table at commit (under
+        # the shared stamping lock) instead of trusting this instance's in-memory intervals.
+        self.stamp_at_commit = False
+
+    def forget_event(self, public_id: str | None = None) -> None:
+        """Drop a cached event id (another instance deleted the event), or all of them."""
+        if public_id is None:
+            self._event_ids.clear()
+        else:
+            self._event_ids.pop(public_id, None)
 
     async def page(self, flt: DatapointFilter, offset: int, limit: int) -> Page[DatapointRecord]:
         conds = _where(flt)
@@ -222,11 +233,14 @@ class SqlDatapointRepository(SqlRepository):
         if not items:
             return []
         known = self._event_ids
+        restamp = self.stamp_at_commit and self.db.dialect == "postgresql"
         try:
-            return await self.db.write(lambda conn: _store(conn, items, False, known, frames))
+            return await self.db.write(
+                lambda conn: _store(conn, items, False, known, frames, restamp))
         # psycopg's own error: PostgreSQL's rows go through its cursor directly, not SQLAlchemy.
         except (sa.exc.IntegrityError, psycopg.IntegrityError):
-            return await self.db.write(lambda conn: _store(conn, items, True, known, frames))
+            return await self.db.write(
+                lambda conn: _store(conn, items, True, known, frames, restamp))
 
 
 StampedRow = tuple[NewReading, datetime, "tuple[int, str] | None"]
@@ -234,11 +248,13 @@ StampedRow = tuple[NewReading, datetime, "tuple[int, str] | None"]
 
 def _store(
     conn: Connection, items: Sequence[StampedRow], recheck: bool, known: dict[str, int],
-    frames: FrameSpans | None = None,
+    frames: FrameSpans | None = None, restamp: bool = False,
 ) -> list[StoreOutcome]:
     """``known`` caches event ids across batches (saving a query per batch); an id that went
     stale (event deleted) makes the insert violate its foreign key, and the re-run with
-    ``recheck`` resolves everything afresh."""
+    ``recheck`` resolves everything afresh. ``restamp`` (PostgreSQL, instances sharing the
+    database): each row's experiment is what the experiments table says at commit."""
+    stamper = committed_stamper(conn, [ts for _, ts, _ in items]) if restamp else None
     if recheck:
         known.clear()
     # Each distinct id is looked at once (a batch mostly repeats a few events).
@@ -251,7 +267,7 @@ def _store(
         known.update({str(pid): int(eid) for pid, eid in found})
     event_ids = known
     live_experiments: set[int] | None = None
-    if recheck:
+    if recheck and stamper is None:
         exp_ids = {exp[0] for _, _, exp in items if exp is not None}
         live_experiments = set(
             conn.execute(sa.select(experiments.c.id).where(experiments.c.id.in_(exp_ids))).scalars()
@@ -267,7 +283,9 @@ def _store(
         if event_id is None:
             outcomes.append(_not_found(reading))
             continue
-        if exp is not None and live_experiments is not None and exp[0] not in live_experiments:
+        if stamper is not None:
+            exp = stamper.stamp(ts)
+        elif exp is not None and live_experiments is not None and exp[0] not in live_experiments:
             exp = None
         uid = uuid4()
         rows.append((uid, reading.value, ts, event_id, None if exp is None else exp[0]))
@@ -286,6 +304,33 @@ def _store(
         add_counts(conn, rows)
         add_seconds(conn, rows)
     return outcomes
+
+
+# pg_advisory_xact_lock key ("webmacs" + 1): datapoint writes hold it shared, experiment
+# start/stop/delete exclusively, so a batch commits wholly before or after a change.
+STAMP_LOCK = 0x7765626D61637301
+
+
+def committed_stamper(conn: Connection, stamps: Sequence[datetime]) -> Stamper[tuple[int, str]]:
+    """Take the shared stamping lock, then read the experiments overlapping the batch's time
+    range (one query): under READ COMMITTED the read sees every change committed before the
+    lock was granted, and none can commit until this transaction does."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": STAMP_LOCK})
+    if not stamps:
+        return Stamper([])
+    lo, hi = min(stamps), max(stamps)
+    found = conn.execute(
+        sa.select(experiments.c.id, experiments.c.public_id, experiments.c.started_on,
+                  experiments.c.stopped_on)
+        .where(experiments.c.started_on <= hi,
+               sa.or_(experiments.c.stopped_on.is_(None), experiments.c.stopped_on > lo))
+    )
+    return Stamper([Interval((int(r[0]), str(r[1])), r[2], r[3]) for r in found])
+
+
+def lock_stamping(conn: Connection) -> None:
+    """Exclusive side of :data:`STAMP_LOCK`, for experiment start/stop/delete transactions."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": STAMP_LOCK})
 
 
 def _not_found(reading: NewReading) -> Rejection:

@@ -14,6 +14,7 @@ from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import ExperimentRecord, Page
 from webmacs.storage.rollups import rebuild_seconds, second_of
 from webmacs.storage.sql.common import SqlRepository, creator_id, fetch_page
+from webmacs.storage.sql.datapoints import lock_stamping
 from webmacs.storage.sql.export import export_postgresql, export_sqlite
 from webmacs.storage.tables import datapoint_counts, datapoints, experiments, users
 from webmacs.validation import new_public_id, utcnow
@@ -41,6 +42,14 @@ def _name_taken(conn: Connection, name: str, except_id: str | None = None) -> bo
 
 
 class SqlExperimentRepository(SqlRepository):
+    # Instances sharing the database: changes take the stamping lock exclusively, so a
+    # datapoint batch stamped at commit sees each change wholly or not at all.
+    serialize_with_stamping = False
+
+    def _serialize(self, conn: Connection) -> None:
+        if self.serialize_with_stamping and conn.dialect.name == "postgresql":
+            lock_stamping(conn)
+
     async def page(self, offset: int, limit: int) -> Page[ExperimentRecord]:
         query = _SELECT.order_by(experiments.c.started_on.desc(), experiments.c.id.desc())
         count = sa.select(sa.func.count()).select_from(experiments)
@@ -67,6 +76,7 @@ class SqlExperimentRepository(SqlRepository):
 
     async def create(self, name: str, user_public_id: str | None) -> ExperimentRecord:
         def run(conn: Connection) -> ExperimentRecord:
+            self._serialize(conn)
             # Running first, name second: under READ COMMITTED each statement sees a newer
             # snapshot, so a rival that is running by the first check is named by the second,
             # and the name conflict wins when both apply (§4.3).
@@ -105,6 +115,7 @@ class SqlExperimentRepository(SqlRepository):
         """Set ``stopped_on`` once; later calls keep the first value (idempotent)."""
 
         def run(conn: Connection) -> ExperimentRecord | None:
+            self._serialize(conn)
             conn.execute(
                 experiments.update()
                 .where(experiments.c.public_id == public_id, experiments.c.stopped_on.is_(None))
@@ -118,6 +129,7 @@ class SqlExperimentRepository(SqlRepository):
     async def delete(self, public_id: str) -> bool:
         # ON DELETE CASCADE removes the experiment's datapoints within the same statement.
         def run(conn: Connection) -> bool:
+            self._serialize(conn)
             found = conn.execute(
                 sa.select(experiments.c.id).where(experiments.c.public_id == public_id)
             ).first()
