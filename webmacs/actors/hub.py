@@ -35,6 +35,7 @@ import trio
 from webmacs.actors.latest import LatestValues
 from webmacs.actors.messages import Committed, Future, answer_crash
 from webmacs.actors.outbox import SubscriberOutbox, batch_payload
+from webmacs.actors.pacing import FanoutPacer
 from webmacs.actors.ports import DirectWrite
 from webmacs.bus import ChannelSubscription
 from webmacs.storage.records import DatapointRecord
@@ -69,11 +70,13 @@ class Subscription:
         # Set by the subscriber once its first frames are out: until then the writer sends all.
         self.direct: DirectWrite | None = None
 
-    def deliver(self, chosen: list[bytes], payload: bytes | None, now: float) -> None:
-        """Hand ``chosen`` readings on: written at once when possible, else to the writer.
-        ``payload`` is their ``datapoints_batch`` frame if already built (shared), or None."""
+    def deliver(
+        self, chosen: list[bytes], payload: bytes | None, now: float, write: bool = True
+    ) -> None:
+        """Hand ``chosen`` readings on: written at once when possible (and ``write``), else to
+        the writer. ``payload`` is their ``datapoints_batch`` frame if already built (shared)."""
         outbox, direct = self.outbox, self.direct
-        if direct is not None and outbox.idle and len(chosen) <= outbox.max_frame_items:
+        if write and direct is not None and outbox.idle and len(chosen) <= outbox.max_frame_items:
             if payload is None:
                 payload = batch_payload(chosen)
             rest = direct.write_now(payload)
@@ -153,8 +156,10 @@ HubMessage = (
 
 
 class Hub:
-    def __init__(self, origin: str | None = None) -> None:
+    def __init__(self, origin: str | None = None, pacer: FanoutPacer | None = None) -> None:
         self.origin = origin  # this instance on the bus; None: no bus
+        # While the loop is behind, the hub writes no frame itself: writers coalesce instead.
+        self.pacer = pacer or FanoutPacer()
         self.latest = LatestValues()
         self.subscriptions: dict[int, Subscription] = {}
         self.published = 0  # rows committed by this instance
@@ -197,19 +202,20 @@ class Hub:
             return
         encoded = [encode(r) for r in rows]
         shared: bytes | None = None  # the frame of all rows, built once when first needed
+        write = not self.pacer.busy
         for sub in list(self.subscriptions.values()):
             if sub.outbox.closed:
                 del self.subscriptions[sub.id]
                 continue
             flt = sub.filter
             if not flt.event_ids and flt.experiment_id is None:
-                if shared is None and sub.direct is not None:
+                if shared is None and write and sub.direct is not None:
                     shared = batch_payload(encoded)
-                sub.deliver(encoded, shared, now)
+                sub.deliver(encoded, shared, now, write)
                 continue
             chosen = [e for r, e in zip(rows, encoded, strict=True) if flt.matches(r)]
             if chosen:
-                sub.deliver(chosen, None, now)
+                sub.deliver(chosen, None, now, write)
 
     def handle(self, msg: HubMessage) -> None:
         now = trio.current_time()

@@ -8,6 +8,8 @@ from collections import deque
 
 import trio
 
+from webmacs.actors.pacing import FanoutPacer
+
 
 class LoopLag:
     """Sans-IO rolling window of lag samples (seconds)."""
@@ -36,8 +38,13 @@ class LoopLag:
         self.max_ever = 0.0
 
 
-async def run_loop_monitor(lag: LoopLag, interval: float = 0.01) -> None:
+async def run_loop_monitor(
+    lag: LoopLag, interval: float = 0.01, pacer: FanoutPacer | None = None
+) -> None:
     while True:
         start = time.perf_counter()
         await trio.sleep(interval)
-        lag.add(max(0.0, time.perf_counter() - start - interval))
+        late = max(0.0, time.perf_counter() - start - interval)
+        lag.add(late)
+        if pacer is not None:
+            pacer.observe(late)

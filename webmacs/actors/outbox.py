@@ -101,6 +101,16 @@ class SubscriberOutbox:
         self._became_busy(now)
         self._control.append(frame)
 
+    def shed(self, keep: int) -> None:
+        """Drop all but the newest ``keep`` pending readings, counted for the next ``lag`` frame
+        (the loop is behind: a browser gets the latest values and learns what it missed)."""
+        overflow = len(self._items) - keep
+        if overflow > 0:
+            for _ in range(overflow):
+                self._items.popleft()
+            self.dropped_pending += overflow
+            self.dropped_total += overflow
+
     def take(self) -> list[bytes]:
         """The frames for the next send(s): control frames, then ``lag``, then one data frame."""
         frames = list(self._control)

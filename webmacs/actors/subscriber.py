@@ -14,6 +14,7 @@ import logging
 import trio
 
 from webmacs.actors.hub import Subscription, Unsubscribe
+from webmacs.actors.pacing import FanoutPacer
 from webmacs.actors.ports import Activity, ConnectionClosed, DirectWrite, WebSocketPort
 from webmacs.frames import CONNECTED, PONG, is_ping
 
@@ -33,6 +34,7 @@ async def run_subscriber(
     activity: Activity,
     heartbeat_interval: float,
     shutdown: trio.Event,
+    pacer: FanoutPacer | None = None,
 ) -> int:
     """Serve one subscriber until it leaves, is closed, or the server shuts down; the close code."""
     outbox = sub.outbox
@@ -48,6 +50,8 @@ async def run_subscriber(
                 await direct.finish(rest)  # the end of a frame the hub started
                 outbox.sent(trio.current_time())
                 continue
+            if pacer is not None and (keep := pacer.keep()) is not None:
+                outbox.shed(keep)
             frames = outbox.take()
             if not frames:
                 # The first frames (``connected``) are out: from now on the hub may write.
@@ -57,6 +61,8 @@ async def run_subscriber(
             for frame in frames:
                 await port.send(frame.decode("utf-8"))
             outbox.sent(trio.current_time())
+            if pacer is not None and (pause := pacer.pause()):
+                await trio.sleep(pause)  # the loop is behind: let readings coalesce meanwhile
 
     async def reader() -> None:
         while True:

@@ -64,6 +64,7 @@ from webmacs.actors.hub import (
 from webmacs.actors.loop_monitor import LoopLag, run_loop_monitor
 from webmacs.actors.messages import Future, IngestFailed, ShuttingDown, Ticket
 from webmacs.actors.outbox import SubscriberOutbox
+from webmacs.actors.pacing import FanoutPacer
 from webmacs.actors.router import (
     DeleteExperiment,
     Resync,
@@ -122,6 +123,7 @@ class ActorTree:
         self._router_send = router_send
         self._hub_send = hub_send
         self.loop_lag = LoopLag()
+        self.pacer = hub.pacer  # the stream gives way when the loop falls behind
         self.hub_done = trio.Event()
         self.shutting_down = trio.Event()
         self.connections = 0
@@ -365,7 +367,7 @@ async def _open_tree(
             nursery, "root",
             on_escalation=lambda name, exc: log.critical("actor %s keeps failing: %r", name, exc),
         )
-        hub = Hub(origin=bus.instance_id)
+        hub = Hub(origin=bus.instance_id, pacer=FanoutPacer())
         hub.latest.load(await repos.events.ordered_ids(), await repos.datapoints.latest())
         hub_send, hub_recv = trio.open_memory_channel[HubMessage](HUB_INBOX)
         policy = policy or FlushPolicy(
@@ -394,7 +396,7 @@ async def _open_tree(
             tree.hub_done.set()
 
         supervisor.start_permanent("hub", hub_actor)
-        supervisor.start_permanent("loop-monitor", run_loop_monitor, tree.loop_lag)
+        supervisor.start_permanent("loop-monitor", run_loop_monitor, tree.loop_lag, 0.01, tree.pacer)
         supervisor.start_permanent("token-pruner", run_pruner, repos.tokens.prune,
                                    "expired token revocations")
         supervisor.start_permanent("frame-pruner", run_pruner, repos.frames.prune,

@@ -175,7 +175,7 @@ async def datapoint_stream() -> Any:
 
     async def subscriber() -> None:
         await run_subscriber(QuartPort(), sub, actors.hub_sender, activity,
-                             svc.settings.ws_heartbeat_interval, actors.shutting_down)
+                             svc.settings.ws_heartbeat_interval, actors.shutting_down, actors.pacer)
 
     await actors.run_connection(subscriber)
     return None
