@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import trio
+import trio.testing
 
 from webmacs.storage import database
 from webmacs.storage.database import Database
@@ -33,5 +34,36 @@ async def test_an_idle_connection_killed_by_the_server_is_replaced_unseen(
         await trio.sleep(0.3)  # idle past the limit: checked, found dead, replaced
         third = await db.read(backend_pid)
         assert third != first and len(pings) >= 2
+    finally:
+        db.dispose()
+
+
+async def test_recent_ping_shares_one_check_and_reuses_it_for_a_second(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'ping.db'}", pool_size=2)
+    calls: list[float] = []
+    answers = iter([True, False])
+
+    async def ping(timeout: float = 2.0) -> bool:
+        calls.append(trio.current_time())
+        await trio.sleep(0.5)  # a slow check: callers meanwhile share it
+        return next(answers)
+
+    monkeypatch.setattr(db, "ping", ping)
+    try:
+        results: list[bool] = []
+
+        async def probe() -> None:
+            results.append(await db.recent_ping(max_age=1.0))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(probe)
+        assert results == [True] * 5 and len(calls) == 1
+        await trio.sleep(0.9)
+        assert await db.recent_ping(max_age=1.0) and len(calls) == 1  # 0.9 s old: reused
+        await trio.sleep(0.2)
+        assert not await db.recent_ping(max_age=1.0) and len(calls) == 2  # too old: checked again
     finally:
         db.dispose()

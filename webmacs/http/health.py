@@ -15,12 +15,13 @@ from webmacs.http.responses import json_response
 from webmacs.http.routing import route
 
 bp = Blueprint("health", __name__)
+HEALTH_MAX_AGE_S = 1.0  # /health reports a database check at most this old
 
 
 @route(bp, "/health", ["GET"])
 async def health() -> Any:
     svc = services()
-    ok = await svc.db.ping(timeout=2.0)
+    ok = await svc.db.recent_ping(max_age=HEALTH_MAX_AGE_S, timeout=2.0)
     actors_ok = tree().healthy
     body = {"status": "healthy" if ok and actors_ok else "degraded", "version": __version__,
             "database": "ok" if ok else "error", "actors": "ok" if actors_ok else "degraded",

@@ -131,6 +131,9 @@ class Database:
         self.limiter = trio.CapacityLimiter(pool_size)
         # SQLite allows one writer at a time: queue writers in Trio rather than in busy-waits.
         self._write_lock = trio.Lock() if self.dialect == "sqlite" else None
+        self._checked_at = -float("inf")  # trio time of the last finished ping
+        self._checked_ok = False
+        self._checking: trio.Event | None = None
 
     # -- sync helpers (run inside worker threads)
     @contextmanager
@@ -226,6 +229,27 @@ class Database:
             except (DatabaseUnavailable, sa.exc.SQLAlchemyError):
                 return False
         return False
+
+    async def recent_ping(self, max_age: float = 1.0, timeout: float = 2.0) -> bool:
+        """:meth:`ping`'s answer, at most ``max_age`` seconds old, one ping at a time.
+
+        ``/health`` is public and polled: a query per call put every probe behind the pool's
+        queue (its p99 followed the busiest writer) and let anyone turn requests into database
+        work. Concurrent callers share one ping. A caller cancelled while waiting gets
+        ``Cancelled``; the ping it started still records its answer for the others."""
+        while trio.current_time() - self._checked_at >= max_age:
+            if self._checking is not None:
+                await self._checking.wait()
+                continue
+            self._checking = done = trio.Event()
+            try:
+                with trio.CancelScope(shield=True):
+                    self._checked_ok = await self.ping(timeout)
+                self._checked_at = trio.current_time()
+            finally:
+                self._checking = None
+                done.set()
+        return self._checked_ok
 
     def dispose(self) -> None:
         self.engine.dispose()
