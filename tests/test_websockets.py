@@ -169,6 +169,12 @@ async def running_server(
 # ---------------------------------------------------------------- client helpers
 
 
+def no_pacing(server: Server) -> None:
+    """For tests that expect every reading delivered: on a busy machine (a full test run) the
+    loop can lag enough for fan-out pacing to shed readings (tested in tests/test_pacing.py)."""
+    server.running.tree.pacer.observe = lambda lag: None  # type: ignore[method-assign]
+
+
 async def recv_json(ws: Any, timeout: float = 10.0) -> Any:
     with trio.fail_after(timeout):
         return json.loads(await ws.get_message())
@@ -728,9 +734,7 @@ async def test_a_subscriber_that_never_reads_delays_no_one(
             trio.open_nursery() as nursery, \
             AsyncExitStack() as stack:
         tree = server.running.tree
-        # This is about isolation, not overload: on a busy machine (a full test run) the loop can
-        # lag enough for fan-out pacing to shed the readers' readings (tests/test_pacing.py).
-        monkeypatch.setattr(tree.pacer, "observe", lambda lag: None)
+        no_pacing(server)
         # The contract's example stuck timeout is 10 s. Here the first stream socket (the laggard)
         # gets a long one and the second (the stuck one) a short one, to keep this test quick.
         timeouts = [60.0, stuck_timeout]
@@ -1001,6 +1005,7 @@ async def test_flood_on_one_connection_reaches_subscribers_in_sent_order(
     gets every reading once, in the order sent, and a REST batch's readings keep theirs too."""
     async with running_server(database_url, tmp_path) as server, trio.open_nursery() as nursery, \
             AsyncExitStack() as stack:
+        no_pacing(server)
         event = await server.event()
         subscribers = [StreamReader(await server.subscribe(stack)) for _ in range(3)]
         for reader in subscribers:
@@ -1109,6 +1114,7 @@ async def test_frames_the_hub_writes_in_part_are_finished_whole_and_in_order(
     async with running_server(database_url, tmp_path, WS_HEARTBEAT_INTERVAL="1.0") as server, \
             trio.open_nursery() as nursery, AsyncExitStack() as stack:
         tree = server.running.tree
+        no_pacing(server)
         subscribe = tree.subscribe
         monkeypatch.setattr(tree, "subscribe", lambda flt, **_: subscribe(flt, stuck_timeout=60.0))
         event = await server.event()
