@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol, Self
+from typing import Any, Generic, NamedTuple, Protocol, Self, TypeVar
 
 import trio
 
@@ -74,7 +74,38 @@ class Numbering:
         return batch
 
 
-class ChannelSubscription:
+M = TypeVar("M")
+
+
+class _Mailbox(Generic[M]):
+    """The receiving end both subscriptions share: a bounded buffer that :meth:`offer` fills
+    from the Trio thread without ever blocking (beyond ``max_pending`` the newest message is
+    dropped and counted), and that :meth:`end` or :meth:`aclose` closes after what is queued."""
+
+    def __init__(self, subject: str, max_pending: int, on_close: Callable[[Any], None]) -> None:
+        self.subject = subject
+        self._send, self._recv = trio.open_memory_channel[M](max_pending)
+        self._on_close = on_close
+        self.dropped = 0
+
+    def offer(self, msg: M) -> None:
+        try:
+            self._send.send_nowait(msg)
+        except trio.WouldBlock:
+            self.dropped += 1
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def end(self) -> None:
+        """No more messages (the bus closed); what is queued is still delivered."""
+        self._send.close()
+
+    async def aclose(self) -> None:
+        self._on_close(self)
+        self._send.close()
+
+
+class ChannelSubscription(_Mailbox[Batch]):
     """A subscription as its reader sees it: ``async for delivery in sub`` (or :meth:`receive`).
 
     :meth:`offer` (Trio thread, never blocks) queues a batch; beyond ``max_pending`` batches the
@@ -86,27 +117,12 @@ class ChannelSubscription:
     def __init__(
         self, subject: str, max_pending: int, on_close: Callable[[ChannelSubscription], None]
     ) -> None:
-        self.subject = subject
-        self._send, self._recv = trio.open_memory_channel[Batch](max_pending)
+        super().__init__(subject, max_pending, on_close)
         self._gaps = GapDetector()
-        self._on_close = on_close
-        self.dropped = 0
 
     @property
     def missed_total(self) -> int:
         return self._gaps.missed_total
-
-    def offer(self, batch: Batch) -> None:
-        try:
-            self._send.send_nowait(batch)
-        except trio.WouldBlock:
-            self.dropped += 1
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
-
-    def end(self) -> None:
-        """No more batches (the bus closed); what is queued is still delivered."""
-        self._send.close()
 
     async def receive(self) -> Delivery:
         """The next delivery; raises :class:`trio.EndOfChannel` once closed and drained."""
@@ -125,10 +141,6 @@ class ChannelSubscription:
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        self._on_close(self)
-        self._send.close()
-
     async def __aenter__(self) -> Self:
         return self
 
@@ -145,29 +157,9 @@ class Control(NamedTuple):
     payload: dict[str, Any]
 
 
-class ControlSubscription:
+class ControlSubscription(_Mailbox[Control]):
     """Control messages as their reader sees them (``async for msg in sub``). Fire-and-forget
     like batches: beyond ``max_pending`` queued messages the newest is dropped (counted)."""
-
-    def __init__(
-        self, subject: str, max_pending: int,
-        on_close: Callable[[ControlSubscription], None],
-    ) -> None:
-        self.subject = subject
-        self._send, self._recv = trio.open_memory_channel[Control](max_pending)
-        self._on_close = on_close
-        self.dropped = 0
-
-    def offer(self, msg: Control) -> None:
-        try:
-            self._send.send_nowait(msg)
-        except trio.WouldBlock:
-            self.dropped += 1
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
-
-    def end(self) -> None:
-        self._send.close()
 
     def __aiter__(self) -> Self:
         return self
@@ -177,10 +169,6 @@ class ControlSubscription:
             return await self._recv.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
-        self._on_close(self)
-        self._send.close()
 
 
 class Bus(Protocol):
