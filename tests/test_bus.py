@@ -50,6 +50,18 @@ def reachable(host: str, port: int) -> bool:
         return False
 
 
+async def instance_bus(kind: str, broker: LocalBroker) -> Bus:
+    """One instance's bus for the multi-instance tests: ``local`` (every bus on one broker, as
+    instances on one NATS) or ``nats`` (skipped with the reason when no server is reachable).
+    The caller closes it."""
+    if kind == "local":
+        return InProcessBus(broker)
+    need(reachable(NATS_HOST, NATS_PORT), f"no NATS server at {NATS_URL}")
+    from webmacs.bus.nats_bus import NatsBus
+
+    return await NatsBus.open(NATS_URL, wait_connected=10)
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip with ``reason``, or fail when the environment demands NATS."""
     if condition:

@@ -16,7 +16,7 @@ import orjson
 import pytest
 import trio
 from conftest import make_settings
-from test_bus import NATS_HOST, NATS_PORT, NATS_URL, need, reachable
+from test_bus import instance_bus
 
 from webmacs.actors.hub import Delivered, Hub, StreamFilter, Subscribe, Subscription
 from webmacs.actors.messages import Committed
@@ -83,14 +83,7 @@ async def open_instance_bus(request: pytest.FixtureRequest) -> AsyncIterator[Ope
     async with AsyncExitStack() as stack:
 
         async def open_one() -> Bus:
-            bus: Bus
-            if request.param == "local":
-                bus = InProcessBus(broker)
-            else:
-                need(reachable(NATS_HOST, NATS_PORT), f"no NATS server at {NATS_URL}")
-                from webmacs.bus.nats_bus import NatsBus
-
-                bus = await NatsBus.open(NATS_URL, wait_connected=10)
+            bus = await instance_bus(request.param, broker)
             stack.push_async_callback(bus.aclose)
             return bus
 

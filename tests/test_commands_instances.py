@@ -9,18 +9,19 @@ unreachable). Sessions are real controller sessions on fake sockets (no wire), r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import test_bus_wiring
 import trio
 from conftest import _empty_pg, make_settings
 from test_actors_session import FakePort
-from test_bus import NATS_HOST, NATS_PORT, NATS_URL, need, reachable
+from test_bus_wiring import Opener
 from test_commands_actors import command_ack, hello
 
 from webmacs.actors.controller_session import run_controller_session
@@ -28,13 +29,14 @@ from webmacs.actors.hub import Delivered, Hub
 from webmacs.actors.messages import Committed, Ticket
 from webmacs.actors.ports import Activity
 from webmacs.actors.tree import ActorTree, open_actor_tree
-from webmacs.bus import Bus, InProcessBus, LocalBroker
 from webmacs.commands import controller_identity
 from webmacs.frame_ids import FrameTag
 from webmacs.services import Services, open_services
 from webmacs.storage.records import DatapointRecord, EventFields, NewReading
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+open_instance_bus = test_bus_wiring.open_instance_bus  # the same fixture: both buses
 
 
 def row(event: str, n: int) -> DatapointRecord:
@@ -64,29 +66,6 @@ async def test_without_a_bus_the_commander_hears_committed_batches() -> None:
 
 
 # -- two instances
-
-Opener = Callable[[], Awaitable[Bus]]
-
-
-@pytest.fixture(params=["local", "nats"])
-async def open_instance_bus(request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
-    broker = LocalBroker()
-    async with AsyncExitStack() as stack:
-
-        async def open_one() -> Bus:
-            bus: Bus
-            if request.param == "local":
-                bus = InProcessBus(broker)
-            else:
-                need(reachable(NATS_HOST, NATS_PORT), f"no NATS server at {NATS_URL}")
-                from webmacs.bus.nats_bus import NatsBus
-
-                bus = await NatsBus.open(NATS_URL, wait_connected=10)
-            stack.push_async_callback(bus.aclose)
-            return bus
-
-        yield open_one
-
 
 @pytest.fixture
 def shared_pg(pg_database_url: str) -> str:

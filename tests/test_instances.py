@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import trio
 from conftest import _empty_pg, make_settings
-from test_bus import NATS_HOST, NATS_PORT, NATS_URL, need, reachable
+from test_bus import NATS_HOST, NATS_PORT, NATS_URL, instance_bus, need, reachable
 
 from webmacs.actors.control import (
     EVENT_CREATED,
@@ -31,7 +31,7 @@ from webmacs.actors.control import (
     plan,
 )
 from webmacs.actors.tree import ActorTree, open_actor_tree
-from webmacs.bus import Bus, Control, InProcessBus, LocalBroker
+from webmacs.bus import Control, InProcessBus, LocalBroker
 from webmacs.bus.wire import BadMessage, decode_control, encode_control
 from webmacs.services import Services, open_services
 from webmacs.storage.records import DatapointFilter, DatapointRecord, EventFields, NewReading
@@ -97,14 +97,7 @@ async def instances(
     async with AsyncExitStack() as stack:
 
         async def instance() -> tuple[ActorTree, Services]:
-            bus: Bus
-            if request.param == "local":
-                bus = InProcessBus(broker)
-            else:
-                need(reachable(NATS_HOST, NATS_PORT), f"no NATS server at {NATS_URL}")
-                from webmacs.bus.nats_bus import NatsBus
-
-                bus = await NatsBus.open(NATS_URL, wait_connected=10)
+            bus = await instance_bus(request.param, broker)
             stack.push_async_callback(bus.aclose)
             svc = await stack.enter_async_context(open_services(settings))
             return await stack.enter_async_context(open_actor_tree(svc, bus=bus)), svc
