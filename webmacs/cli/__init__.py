@@ -13,6 +13,7 @@ import click
 from webmacs import __version__
 from webmacs.cli.common import CliError
 from webmacs.cli.serve import serve
+from webmacs.cli.simulate import simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,6 +23,7 @@ def app() -> None:
 
 
 app.add_command(serve)
+app.add_command(simulate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""``webmacs simulate``: demo controllers, and the reference client of the controller protocol."""
