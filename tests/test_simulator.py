@@ -506,3 +506,53 @@ def test_cli_refuses_a_bad_rate_in_one_line() -> None:
     proc = subprocess.run([sys.executable, "-m", "webmacs", "simulate", "--rate", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--rate" in proc.stderr
+
+
+# ---------------------------------------------------------------- the documented minimal client
+
+
+def documented_client() -> str:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    section = doc[doc.index("## 6. A minimal client"):]
+    return section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_minimal_client_of_the_docs_streams_and_acks_commands(
+        live_server: LiveServer, database_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    script = tmp_path / "client.py"
+    script.write_text(documented_client())
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as http:
+        login = await http.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        ids = []
+        for name, type_ in (("doc-sensor", "sensor"), ("doc-valve", "actuator")):
+            resp = await http.post("/api/v1/events", headers=headers, json={
+                "name": name, "min_value": 0, "max_value": 100, "unit": "u", "type": type_})
+            ids.append(resp.json()["public_id"])
+        env = {**os.environ, "WEBMACS_URL": live_server.base_url, "SENSOR_EVENT_ID": ids[0],
+               "ACTUATOR_EVENT_IDS": ids[1], "WEBMACS_PASSWORD": ADMIN_PASSWORD}
+        with (tmp_path / "client.out").open("wb") as out:
+            proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, cwd=tmp_path)
+            try:
+                while "declared 1 events for commands" not in live_server.output():
+                    assert proc.poll() is None, (tmp_path / "client.out").read_text()
+                    await trio.sleep(0.1)
+                resp = await http.post("/api/v1/datapoints", headers=headers,
+                                       json={"event_public_id": ids[1], "value": 0.5})
+                assert resp.status_code == 201
+                await trio.sleep(2.5)
+            finally:
+                proc.kill()
+                proc.wait()
+        output = (tmp_path / "client.out").read_text()
+        assert re.search(rf"^command {ids[1]} 0\.5$", output, re.M), output
+        page = await http.get("/api/v1/datapoints", headers=headers,
+                              params={"event_public_id": ids[0]})
+        assert page.json()["total"] >= 2
+    with trio.fail_after(10):  # the server logs the closed session's figures
+        while not re.search(r"\[boiler-1\]: closed .* 1 acked", live_server.output()):
+            await trio.sleep(0.1)
