@@ -286,6 +286,33 @@ def test_summary_has_a_line_per_controller_and_a_total() -> None:
                      "total: sent 5, acked 4, resent 1, rejected 1"]
 
 
+async def test_a_controller_samples_at_its_rate_into_frames_of_its_window(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The producer alone, on virtual time: no connection, so every frame waits in the book."""
+    from webmacs.simulator.client import Controller
+
+    specs = controller_events(1)
+    events = [(f"ev{i}", spec) for i, spec in enumerate(specs)]
+    config = sim_config("http://unused", rate=10.0, batch_window=0.25, window=100)
+    controller = Controller("c-1", events, config, auth=None)  # type: ignore[arg-type]
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(controller._produce, stop)
+        await trio.sleep(1.99)
+        stop.set()
+    frames = [orjson.loads(f.text) for f in controller.book.take(0)]
+    # A frame every 0.25 s with the samples (every 0.1 s, from t = 0) due by then, 3 events
+    # each; the samples of 1.8 and 1.9 were due after the last frame, when stop came first.
+    assert [len(f["datapoints"]) for f in frames] == [3, 6, 9, 6, 9, 6, 9, 6]
+    assert [f["seq"] - frames[0]["seq"] for f in frames] == list(range(8))
+    readings = [d for f in frames for d in f["datapoints"]]
+    for eid, spec in events:
+        mine = [d for d in readings if d["event_public_id"] == eid]
+        stamps = [d["timestamp"] for d in mine]
+        assert len(mine) == 18 and stamps == sorted(set(stamps))
+        assert all(spec.signal.lo <= d["value"] <= spec.signal.hi for d in mine)
+
+
 # ---------------------------------------------------------------- against a real server
 
 
