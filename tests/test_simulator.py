@@ -424,14 +424,23 @@ class CuttableProxy:
         done.cancel()
 
 
-async def test_a_cut_connection_loses_and_duplicates_nothing(
+async def test_a_cut_connection_and_a_revoked_token_lose_and_duplicate_nothing(
         live_server: LiveServer, database_url: str) -> None:
     proxy = CuttableProxy(live_server.port)
+
+    revoked: list[str] = []
 
     async def deafen_then_cut() -> None:
         await trio.sleep(1.5)
         proxy.deaf = True  # the server commits and acks; the acks never arrive
         await trio.sleep(0.6)
+        # And the token is revoked meanwhile: the reconnect gets 401, logs in again, resends.
+        import httpx
+
+        revoked.append(sim.controllers[0].auth.token)
+        async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+            resp = await http.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {revoked[0]}"})
+            assert resp.status_code == 200
         proxy.cut()
 
     async with trio.open_nursery() as nursery:
@@ -441,6 +450,7 @@ async def test_a_cut_connection_loses_and_duplicates_nothing(
         await sim.run()
         nursery.cancel_scope.cancel()  # the proxy
     assert all(c.connects >= 2 for c in sim.controllers)
+    assert sim.controllers[0].auth.token not in ("", revoked[0])
     t = total(sim)
     assert t.resent > 0 and t.unacked == 0 and t.sent == t.acked
     rows, distinct, _ = stored(database_url)

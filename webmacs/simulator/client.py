@@ -47,6 +47,10 @@ class SimulatorError(Exception):
     """A refusal that ends the run (bad credentials, unreachable server): one line for the CLI."""
 
 
+class Unreachable(SimulatorError):
+    """No answer over HTTP: fatal at the start, retried when renewing a token mid-run."""
+
+
 def default_id_prefix() -> str:
     return f"sim-{socket.gethostname()}"
 
@@ -103,7 +107,7 @@ class Auth:
             resp = await self._http.post(
                 "/api/v1/auth/login", json={"email": self._email, "password": self._password})
         except httpx.HTTPError as exc:
-            raise SimulatorError(f"cannot reach {self._http.base_url}: {exc or type(exc).__name__}") from None
+            raise Unreachable(f"cannot reach {self._http.base_url}: {exc or type(exc).__name__}") from None
         if resp.status_code != 200:
             raise SimulatorError(f"login failed: {_detail(resp)}")
         token: str = resp.json()["access_token"]
@@ -219,7 +223,10 @@ class Controller:
             except* CONNECTION_FAILURES as group:
                 log.warning("%s: connection lost (%s); reconnecting", self.id, _describe(first_leaf(group)))
             if refused is not None and refused.status_code == 401:
-                token = await self.auth.login(stale=token)  # revoked or expired: log in again
+                try:
+                    token = await self.auth.login(stale=token)  # revoked or expired: log in again
+                except Unreachable as exc:
+                    log.warning("%s: %s; retrying", self.id, exc)
             elif refused is not None:
                 body = (refused.body or b"").decode(errors="replace")
                 raise SimulatorError(f"{self.id}: telemetry refused: HTTP {refused.status_code} {body}")
