@@ -539,10 +539,14 @@ def test_cli_unreachable_server_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith(f"webmacs: cannot reach {url}"), proc.stderr
 
 
-def test_cli_refuses_a_bad_rate_in_one_line() -> None:
-    proc = subprocess.run([sys.executable, "-m", "webmacs", "simulate", "--rate", "0"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--rate" in proc.stderr
+@pytest.mark.parametrize(("flag", "value"), [("--rate", "0"), ("--url", "ftp://x"), ("--url", "localhost")])
+def test_cli_refuses_a_bad_option_in_one_line(flag: str, value: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from webmacs.cli import main
+
+    assert main(["simulate", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag in err
 
 
 # ---------------------------------------------------------------- the documented minimal client

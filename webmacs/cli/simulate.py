@@ -15,8 +15,16 @@ if TYPE_CHECKING:
     from webmacs.simulator.client import Simulation
 
 
+def _base_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest.strip("/"):
+        raise click.BadParameter("must be http://host[:port] or https://…")
+    return value
+
+
 @click.command()
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The server's base URL.")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, callback=_base_url,
+              help="The server's base URL.")
 @click.option("--email", envvar="WEBMACS_EMAIL", default="admin@webmacs.io", show_default=True,
               help="Login email (env WEBMACS_EMAIL).")
 @click.option("--password", envvar="WEBMACS_PASSWORD", default="admin123",
