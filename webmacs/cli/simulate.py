@@ -59,7 +59,8 @@ def simulate(url: str, email: str, password: str, controllers: int, rate: float,
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore", "trio-websocket"):  # their DEBUG lines show the token
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     config = SimConfig(url=url, email=email, password=password, controllers=controllers, rate=rate,
                        duration=duration, batch_window=batch_window,
                        events_per_controller=events_per_controller, name_prefix=name_prefix,
