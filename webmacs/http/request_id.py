@@ -9,8 +9,8 @@ Trio tasks started meanwhile inherit it (``webmacs.logs.RequestIdFilter`` adds i
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 from webmacs.http.access_log import AsgiApp, Message, Receive, Scope, Send
@@ -31,7 +31,7 @@ def request_id(headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], .
             if _SANE.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits; a sixth of uuid4()'s cost
 
 
 class RequestIds:
