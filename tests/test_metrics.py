@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from conftest import create_user, make_settings, open_app
 from prometheus_client.parser import text_string_to_metric_families
 from test_websockets import STREAM, UNKNOWN, Server, frame, read_rows, readings, recv_json, running_server
 
+from webmacs.http.metrics_listener import worker_bind
 from webmacs.http.request_id import request_id
 from webmacs.metrics import UNMATCHED, HttpMetrics, Metrics, route_label
 
@@ -227,3 +229,12 @@ def test_request_ids_are_kept_when_sane_and_replaced_otherwise() -> None:
         assert len(fresh) == 32 and fresh != bad.decode("latin1")
     assert request_id([]) != request_id([])
     assert json.dumps(request_id([]))  # plain ASCII
+
+
+def test_each_worker_gets_its_own_metrics_port() -> None:
+    assert worker_bind("127.0.0.1:9100", 0) == "127.0.0.1:9100"
+    assert worker_bind("127.0.0.1:9100", 3) == "127.0.0.1:9103"
+    assert worker_bind("[::1]:9100", 1) == "[::1]:9101"
+    assert worker_bind("0.0.0.0:0", 2) == "0.0.0.0:0"
+    with pytest.raises(ValueError, match="beyond 65535"):
+        worker_bind("127.0.0.1:65535", 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+import attrs
 import click
 import trio
 
@@ -38,6 +39,8 @@ def serve(host: str | None, port: int | None, database_url: str | None, no_acces
     # A worker of --workers N names itself in every line (the parent sets WEBMACS_WORKER).
     worker = os.environ.get("WEBMACS_WORKER", "") if reuse_port else ""
     configure_logging(settings, log_level, worker)
+    if worker and settings.metrics_bind is not None:
+        settings = _worker_metrics_bind(settings, int(worker))
     if settings.workers > 1 and not reuse_port:
         given = {k: v for k, v in overrides.items() if v is not None}
         return _run_workers(settings, given, log_level, not no_access_log)
@@ -54,6 +57,15 @@ def serve(host: str | None, port: int | None, database_url: str | None, no_acces
     except* OSError as group:
         raise CliError(f"cannot start: {first_leaf(group)}") from None
     return 0
+
+
+def _worker_metrics_bind(settings: Settings, worker: int) -> Settings:
+    from webmacs.http.metrics_listener import worker_bind
+
+    try:
+        return attrs.evolve(settings, metrics_bind=worker_bind(str(settings.metrics_bind), worker))
+    except ValueError as exc:
+        raise CliError(f"configuration error: {exc}", exit_code=2) from None
 
 
 def _run_workers(settings: Settings, overrides: dict[str, str], log_level: str,

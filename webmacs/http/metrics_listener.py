@@ -24,6 +24,18 @@ MAX_CONNECTIONS = 64  # a few scrapers, never a crowd
 JSON = b"application/json"
 
 
+def worker_bind(bind: str, worker: int) -> str:
+    """Worker ``worker`` (0-based) of ``--workers N`` listens on the port plus its number: each
+    process has its own counts, so Prometheus scrapes each (port 0 stays 0: any free port)."""
+    host, _, port = bind.rpartition(":")
+    number = int(port)
+    if number == 0:
+        return bind
+    if number + worker > 65535:
+        raise ValueError(f"METRICS_BIND port {number} + worker {worker} is beyond 65535.")
+    return f"{host}:{number + worker}"
+
+
 def metrics_app(metrics: Metrics) -> AsgiApp:
     """``GET /metrics``; anything else gets 404 or 405 with a JSON ``detail``."""
 
