@@ -109,8 +109,13 @@ async def test_a_scrape_shows_exact_counts_after_telemetry_and_a_subscriber(
         missing = await server.http.get(f"/api/v1/events/{UNKNOWN}/", headers=server.headers)
         assert missing.status_code == 404
         await server.http.get("/no/such/path")
+        # A CORS preflight is answered by a hook: labelled by its route all the same.
+        preflight = await server.http.options("/api/v1/events", headers={
+            "Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 204
         s = await scrape_until(server, lambda s: value(
-            s, "webmacs_http_requests_total", route=UNMATCHED, method="GET", status="404") == 1)
+            s, "webmacs_http_requests_total", route="/api/v1/events", method="OPTIONS", status="204") == 1)
+        assert value(s, "webmacs_http_requests_total", route=UNMATCHED, method="GET", status="404") == 1
         assert value(s, "webmacs_http_requests_total",
                      route="/api/v1/events/<public_id>", method="GET", status="200") == 1
         assert value(s, "webmacs_http_requests_total",  # the trailing-slash twin: the same route

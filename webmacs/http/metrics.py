@@ -35,14 +35,16 @@ def install_route_labels(app: Quart) -> None:
 
     @app.before_request
     async def _label_request() -> None:
-        rule = request.url_rule
-        if rule is not None:
-            scope: dict[str, Any] = request.scope  # type: ignore[assignment]
-            scope[ROUTE_KEY] = route_label(rule.rule)
+        _label(request)
 
     @app.before_websocket
     async def _label_websocket() -> None:
-        rule = websocket.url_rule
-        if rule is not None:
-            scope: dict[str, Any] = websocket.scope  # type: ignore[assignment]
-            scope[ROUTE_KEY] = route_label(rule.rule)
+        _label(websocket)
+
+
+def _label(incoming: Any) -> None:
+    """``incoming``: Quart's ``request`` or ``websocket``, routed (no rule: unmatched)."""
+    rule = incoming.url_rule
+    if rule is not None:
+        scope: dict[str, Any] = incoming.scope
+        scope[ROUTE_KEY] = route_label(rule.rule)
