@@ -177,3 +177,52 @@ def test_webmacs_serve_in_production_writes_json_lines(database_url: str, tmp_pa
     line = access(records, "from-proxy-7")
     assert line["path"] == "/health" and line["status"] == 200
     assert records[-1]["msg"] == "webmacs stopped"
+
+
+def test_configure_logging_replaces_its_own_handler_and_tags_workers(tmp_path: Path) -> None:
+    from webmacs.http.request_id import current_request_id
+
+    url = f"sqlite:///{tmp_path / 'db'}"
+    root = logging.getLogger()
+    level, before = root.level, list(root.handlers)
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        configure_logging(make_settings(url, tmp_path, LOG_FORMAT="text"), "INFO", "2", stream=first)
+        handler = configure_logging(make_settings(url, tmp_path, LOG_FORMAT="json"), "DEBUG", "3",
+                                    stream=second)
+        assert [h for h in root.handlers if h not in before] == [handler]
+        token = current_request_id.set("req-9")
+        try:
+            try:
+                raise ValueError("bad")
+            except ValueError:
+                logging.getLogger("webmacs.test").exception("failed %s", "here", extra={"n": 7})
+        finally:
+            current_request_id.reset(token)
+        logging.getLogger("webmacs.test").debug("outside")
+    finally:
+        for h in [h for h in root.handlers if h not in before]:
+            root.removeHandler(h)
+        root.setLevel(level)
+    assert first.getvalue() == ""
+    failed, outside = json_lines(second)
+    assert failed["msg"] == "failed here" and failed["worker"] == "3" and failed["n"] == 7
+    assert failed["request_id"] == "req-9" and "ValueError: bad" in failed["exc"]
+    assert outside["level"] == "DEBUG" and "request_id" not in outside and "exc" not in outside
+
+
+def test_text_lines_put_the_request_id_before_a_traceback(tmp_path: Path) -> None:
+    from webmacs.logs import TextFormatter
+
+    record = logging.LogRecord("webmacs.x", logging.ERROR, __file__, 1, "oops", None, None)
+    record.request_id = "r-1"
+    try:
+        raise KeyError("k")
+    except KeyError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    text = TextFormatter("4").format(record)
+    first, *rest = text.splitlines()
+    assert first.endswith("ERROR [worker 4] webmacs.x: oops rid=r-1")
+    assert rest[0] == "Traceback (most recent call last):"
