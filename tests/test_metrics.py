@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio.testing
 from conftest import create_user, make_settings, open_app
 from prometheus_client.parser import text_string_to_metric_families
 from test_websockets import STREAM, UNKNOWN, Server, frame, read_rows, readings, recv_json, running_server
@@ -243,3 +244,45 @@ def test_each_worker_gets_its_own_metrics_port() -> None:
     assert worker_bind("0.0.0.0:0", 2) == "0.0.0.0:0"
     with pytest.raises(ValueError, match="beyond 65535"):
         worker_bind("127.0.0.1:65535", 1)
+
+
+# ---------------------------------------------------------------- the recorder's counts, in virtual time
+
+
+async def test_the_recorder_counts_each_batch_once_with_its_commit_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from test_actors_recorder import FakeStore, Publisher, job
+
+    from webmacs.actors.batching import FlushPolicy
+    from webmacs.actors.messages import IngestFailed
+    from webmacs.actors.recorder import RETRY_DELAYS, RecorderHandle, run_recorder
+    from webmacs.storage.database import DatabaseUnavailable
+
+    metrics = Metrics()
+    down = DatabaseUnavailable("down")
+    # Batch 1 commits in 0.25 s; batch 2 fails after every retry; batch 3 commits at once.
+    store = FakeStore(script=[0.25, *[down] * (len(RETRY_DELAYS) + 1), None],
+                      unknown=frozenset({"gone"}))
+    handle = RecorderHandle(None, tally=metrics.tally)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_recorder, handle, store, Publisher(), FlushPolicy())
+        first = job("a", "b", "gone")
+        await handle.send.send(first)
+        await first.ticket.wait()
+        failed = job("a", "b")
+        await handle.send.send(failed)
+        with pytest.raises(IngestFailed):
+            await failed.ticket.wait()
+        last = job("a")
+        await handle.send.send(last)
+        await last.ticket.wait()
+        handle.close()
+    tally = metrics.tally
+    assert (tally.committed, tally.rejected, tally.failed, tally.resent) == (3, 1, 2, 0)
+    s = parse(metrics.render().decode())
+    assert value(s, "webmacs_recorder_batch_size_count") == 2  # the failed batch is not a commit
+    assert value(s, "webmacs_recorder_batch_size_sum") == 4
+    assert value(s, "webmacs_recorder_commit_seconds_sum") == pytest.approx(0.25)
+    assert value(s, "webmacs_recorder_commit_seconds_bucket", le="0.25") == 2
+    assert value(s, "webmacs_recorder_commit_seconds_bucket", le="0.1") == 1
