@@ -23,6 +23,9 @@ from webmacs.http import tcp_guard, ws_activity
 from webmacs.http.access_log import claim_line
 from webmacs.http.app import create_app
 from webmacs.http.connection_limits import ConnectionLimiter, ReadTimeouts
+from webmacs.http.metrics_listener import run_metrics_listener
+from webmacs.http.request_id import REQUEST_ID_KEY
+from webmacs.metrics import HttpMetrics
 from webmacs.services import Services, open_services
 from webmacs.settings import Settings, startup_warnings
 
@@ -42,17 +45,34 @@ def redact(text: str) -> str:
     return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
 
 
+class ServerConfig(tcp_guard.GuardedConfig):
+    http_metrics: HttpMetrics | None = None  # counted where the access line is written
+
+
 class RedactingLogger(HyperLogger):
-    """Hypercorn's logger with the token redacted and one line per request (``access_log``)."""
+    """Hypercorn's logger with the token redacted and one line per request (``access_log``),
+    carrying the request's id; it also counts the request for ``/metrics`` (with or without
+    an access log), reusing the duration Hypercorn measured."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.http_metrics: HttpMetrics | None = getattr(config, "http_metrics", None)
 
     async def access(self, request: Any, response: Any, request_time: float) -> None:
-        if claim_line(request, response):
-            await super().access(request, response, request_time)
+        if not claim_line(request, response):
+            return
+        if self.http_metrics is not None:
+            self.http_metrics.observe(request, None if response is None else response["status"],
+                                      request_time)
+        if self.access_logger is not None:
+            self.access_logger.info(self.access_log_format, self.atoms(request, response, request_time),
+                                    extra={"request_id": request.get(REQUEST_ID_KEY)})
 
     def atoms(self, request: Any, response: Any, request_time: float) -> Mapping[str, str]:
-        """The fields of :data:`ACCESS_LOG_FORMAT` only. Hypercorn's own atoms copy every
-        request and response header and the whole process environment into a dict per request
-        (~7 % of a small request's time), for a line that uses five of them."""
+        """The fields of :data:`ACCESS_LOG_FORMAT`, and the parts of its request line for JSON
+        logs (``m``, ``Uq``, ``H``). Hypercorn's own atoms copy every request and response header
+        and the whole process environment into a dict per request (~7 % of a small request's
+        time), for a line that uses five of them."""
         client = request.get("client")
         if client is None:
             host = "-"
@@ -62,19 +82,22 @@ class RedactingLogger(HyperLogger):
             host = str(client[0])
         method = request["method"] if request["type"] == "http" else "GET"
         query = request["query_string"].decode("latin1")
-        target = request["path"] + ("?" + query if query else "")
+        target = redact(request["path"] + ("?" + query if query else "")) if query else request["path"]
+        protocol = request.get("http_version", "ws")
         status, length = "-", "-"
         if response is not None:
             status = str(response["status"])
             for name, value in response.get("headers", ()):
                 if name.lower() == b"content-length":
                     length = value.decode("latin1")
-        return {"h": host, "R": redact(f"{method} {target} {request.get('http_version', 'ws')}"),
-                "s": status, "b": length, "L": f"{request_time:.6f}"}
+        return {"h": host, "R": f"{method} {target} {protocol}", "s": status, "b": length,
+                "L": f"{request_time:.6f}", "m": method, "Uq": target, "H": protocol}
 
 
-def hypercorn_config(settings: Settings, access_log: bool, reuse_port: bool = False) -> HyperConfig:
-    config = tcp_guard.GuardedConfig()
+def hypercorn_config(settings: Settings, access_log: bool, reuse_port: bool = False,
+                     http_metrics: HttpMetrics | None = None) -> HyperConfig:
+    config = ServerConfig()
+    config.http_metrics = http_metrics
     config.reuse_port = reuse_port  # one of `webmacs serve --workers N` (webmacs/workers.py)
     # A peer that acknowledges nothing for this long (e.g. a browser that stopped reading and
     # filled its window) is aborted by the kernel: that releases a send Hypercorn cannot cancel.
@@ -107,6 +130,7 @@ class Running:
     binds: list[str]
     tree: ActorTree
     services: Services
+    metrics_binds: list[str] = attrs.field(factory=list)  # METRICS_BIND's listener
 
 
 async def _wait_for_signal(shutdown: trio.Event) -> None:
@@ -142,17 +166,23 @@ async def serve(
         async with open_actor_tree(svc) as tree:
             app = create_app(svc, tree)
             binds: list[str] = await nursery.start(
-                _run_http, app, hypercorn_config(settings, access_log, reuse_port), http_stop, shutdown,
+                _run_http, app, hypercorn_config(settings, access_log, reuse_port,
+                                                 tree.instruments.http), http_stop, shutdown,
                 http_done,
             )
-            print(f"webmacs {settings.storage_backend} storage: {_safe_url(settings.database_url)}",
-                  flush=True)
+            metrics_binds: list[str] = []
+            if settings.metrics_enabled and settings.metrics_bind is not None:
+                metrics_binds = await nursery.start(run_metrics_listener, tree.instruments,
+                                                    settings.metrics_bind, http_stop)
+            say = log.info if settings.log_format == "json" else _print  # JSON: every line is JSON
+            say(f"webmacs {settings.storage_backend} storage: {_safe_url(settings.database_url)}")
             for bind in binds:
-                print(f"webmacs listening on {bind}  (API {bind}/api/v1, docs {bind}/docs)",
-                      flush=True)
-            print(f"log in as {settings.initial_admin_email} (seeded admin; password from "
-                  f"INITIAL_ADMIN_PASSWORD, default admin123, if this database was new)", flush=True)
-            task_status.started(Running(binds, tree, svc))
+                say(f"webmacs listening on {bind}  (API {bind}/api/v1, docs {bind}/docs)")
+            for bind in metrics_binds:
+                say(f"webmacs metrics on {bind}/metrics")
+            say(f"log in as {settings.initial_admin_email} (seeded admin; password from "
+                f"INITIAL_ADMIN_PASSWORD, default admin123, if this database was new)")
+            task_status.started(Running(binds, tree, svc, metrics_binds))
             await shutdown.wait()
             # Leaving the tree closes sockets with 1001 and flushes every recorder; then the
             # HTTP server finishes in-flight requests and stops.
@@ -171,6 +201,10 @@ async def _run_http(
     finally:
         done.set()
         shutdown.set()  # if the HTTP server ended by itself, the process ends too
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 def _safe_url(url: str) -> str:

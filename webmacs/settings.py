@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["sqlite", "postgresql", "timescale"]
 Mode = Literal["development", "production"]
+LogFormat = Literal["json", "text"]
 
 DEFAULT_ADMIN_PASSWORD = "admin123"
 MIN_SECRET_LENGTH = 32
@@ -72,6 +73,9 @@ class Settings:
     bus_url: str | None = None  # None: the in-process bus (one instance)
     bus_subject: str = "webmacs.datapoints"
     workers: int = 1  # processes `webmacs serve` runs (more than one needs PostgreSQL and a bus)
+    metrics_enabled: bool = True  # /metrics (Prometheus)
+    metrics_bind: str | None = None  # host:port of a separate, unauthenticated /metrics listener
+    log_format: LogFormat = "text"  # json: one object per line (the production default)
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -203,6 +207,29 @@ def _bus(env: Mapping[str, str]) -> tuple[str | None, str]:
             f"WEBMACS_BUS_SUBJECT must be dot-separated tokens of A-Z a-z 0-9 _ -, got {subject!r}."
         )
     return url, subject
+
+
+_BIND = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})")
+
+
+def _metrics_bind(env: Mapping[str, str]) -> str | None:
+    """``METRICS_BIND``: ``host:port`` or ``[v6]:port`` (empty: /metrics on the main port)."""
+    raw = env.get("METRICS_BIND", "").strip()
+    if not raw:
+        return None
+    match = _BIND.fullmatch(raw)
+    if match is None or int(match["port"]) > 65535:
+        raise SettingsError(f"METRICS_BIND must be host:port (or [ipv6]:port), got {raw!r}.")
+    return raw
+
+
+def _log_format(env: Mapping[str, str], mode: Mode) -> LogFormat:
+    raw = env.get("LOG_FORMAT", "").strip().lower()
+    if raw == "":
+        return "json" if mode == "production" else "text"
+    if raw not in ("json", "text"):
+        raise SettingsError(f"LOG_FORMAT must be json or text, got {raw!r}.")
+    return raw  # type: ignore[return-value]
 
 
 def _throttle_policy(env: Mapping[str, str]) -> ThrottlePolicy:
@@ -372,6 +399,9 @@ def load_settings(
         bus_url=bus_url,
         workers=_int(env, "WORKERS", 1, 1, 64),
         bus_subject=bus_subject,
+        metrics_enabled=_bool(env, "METRICS_ENABLED", True),
+        metrics_bind=_metrics_bind(env),
+        log_format=_log_format(env, mode),
     )
 
 

@@ -165,6 +165,8 @@ class Hub:
         self.published = 0  # rows committed by this instance
         self.delivered = 0  # rows fanned out from the bus, every instance's
         self.missed = 0  # readings the bus lost before they reached this instance
+        self.broadcast = 0  # readings offered to subscribers (one per reading and subscriber)
+        self._dropped_gone = 0  # readings dropped for slow subscribers that have left since
         # Told every committed batch once, this instance's and the bus's others (the commander:
         # commands for the actuators this instance's controllers declared).
         self.on_publish: Callable[[tuple[DatapointRecord, ...]], None] | None = None
@@ -192,7 +194,7 @@ class Hub:
         self.missed += missed
         for sub in list(self.subscriptions.values()):
             if sub.outbox.closed:
-                del self.subscriptions[sub.id]
+                self._forget(sub.id)
                 continue
             sub.outbox.missed(missed, now)
             sub.ring()
@@ -203,19 +205,34 @@ class Hub:
         encoded = [encode(r) for r in rows]
         shared: bytes | None = None  # the frame of all rows, built once when first needed
         write = not self.pacer.busy
+        offered = 0
         for sub in list(self.subscriptions.values()):
             if sub.outbox.closed:
-                del self.subscriptions[sub.id]
+                self._forget(sub.id)
                 continue
             flt = sub.filter
             if not flt.event_ids and flt.experiment_id is None:
                 if shared is None and write and sub.direct is not None:
                     shared = batch_payload(encoded)
                 sub.deliver(encoded, shared, now, write)
+                offered += len(encoded)
                 continue
             chosen = [e for r, e in zip(rows, encoded, strict=True) if flt.matches(r)]
             if chosen:
                 sub.deliver(chosen, None, now, write)
+                offered += len(chosen)
+        self.broadcast += offered
+
+    def _forget(self, subscription_id: int) -> None:
+        sub = self.subscriptions.pop(subscription_id, None)
+        if sub is not None:
+            self._dropped_gone += sub.outbox.dropped_total
+
+    @property
+    def dropped(self) -> int:
+        """Readings dropped for slow subscribers since start (outbox overflow, shedding while
+        the loop is behind), summed when asked: the outboxes count, the hub adds nothing."""
+        return self._dropped_gone + sum(s.outbox.dropped_total for s in self.subscriptions.values())
 
     def handle(self, msg: HubMessage) -> None:
         now = trio.current_time()
@@ -232,7 +249,7 @@ class Hub:
         elif isinstance(msg, Subscribe):
             self.subscriptions[msg.subscription.id] = msg.subscription
         elif isinstance(msg, Unsubscribe):
-            self.subscriptions.pop(msg.subscription_id, None)
+            self._forget(msg.subscription_id)
         elif isinstance(msg, GetLatest):
             msg.reply.set(self.latest.snapshot())
         elif isinstance(msg, GetSeq):

@@ -26,6 +26,7 @@ import trio
 
 from webmacs.actors.batching import Batch, FlushPolicy
 from webmacs.actors.messages import Changed, IngestFailed, RecordJob
+from webmacs.actors.tally import IngestTally
 from webmacs.frame_ids import FrameAck, FrameSpans, StoreOutcome
 from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import DatapointRecord, NewReading, Rejection
@@ -52,13 +53,15 @@ RETRY_DELAYS = (0.1, 0.5, 1.0)  # transient database trouble: retry before faili
 class RecorderHandle:
     """The recorder's inbox and lifecycle, owned outside the actor so a restart keeps the queue."""
 
-    def __init__(self, key: int | None, capacity: int = 256, label: str | None = None) -> None:
+    def __init__(self, key: int | None, capacity: int = 256, label: str | None = None,
+                 tally: IngestTally | None = None) -> None:
         self.key = key
         self.label = label  # the experiment's public id (None: readings outside experiments)
         self.send, self.recv = trio.open_memory_channel[RecordJob](capacity)
         self.finished = trio.Event()
         self.batches = 0
         self.rows = 0
+        self.tally = tally or IngestTally()  # shared by every recorder of the tree (/metrics)
         self.fault: Callable[[Batch], None] | None = None  # test hook: raise to simulate a crash
 
     def close(self) -> None:
@@ -80,6 +83,7 @@ async def run_recorder(
                 nursery.start_soon(_write_loop, handle, gathering, store, release, policy)
             await _collect_loop(handle.recv, gathering, policy)
     finally:
+        handle.tally.failed += gathering.batch.rows
         fail_jobs(gathering.batch, IngestFailed(), release)  # a crash: the batch not yet taken
     handle.finished.set()
 
@@ -166,19 +170,23 @@ async def _write_loop(
 
 
 async def _write_batch(handle: RecorderHandle, batch: Batch, store: StoreFn, release: Release) -> None:
+    tally = handle.tally
+    started = trio.current_time()
     try:
         if handle.fault is not None:
             handle.fault(batch)
         outcomes = await _store_with_retry(store, batch) if batch.rows else []
     except BaseException as exc:
         rows = batch.rows
+        tally.failed += rows
         fail_jobs(batch, IngestFailed(), release)
         if isinstance(exc, DatabaseUnavailable):
             log.warning("recorder %s: batch of %d rows failed: database unavailable",
                         handle.key, rows)
             return
         raise
-    committed = 0
+    seconds = trio.current_time() - started
+    committed = rejected = resent = 0
     pos = 0
     for job in batch.jobs:
         part = outcomes[pos:pos + len(job.items)]
@@ -186,13 +194,17 @@ async def _write_batch(handle: RecorderHandle, batch: Batch, store: StoreFn, rel
         if part and isinstance(part[0], FrameAck):  # a resend: its first ack, nothing new
             job.ticket.replay(part[0])
             release.resolve(job.number)
+            resent += len(job.items)
             continue
         stored = [o for o in part if isinstance(o, DatapointRecord)]
-        job.ticket.complete(stored, [o for o in part if isinstance(o, Rejection)])
+        refused = [o for o in part if isinstance(o, Rejection)]
+        job.ticket.complete(stored, refused)
         release.resolve(job.number, tuple(stored))
         committed += len(stored)
+        rejected += len(refused)
     handle.batches += 1
     handle.rows += committed
+    tally.batch_done(batch.rows, committed, rejected, resent, seconds)
 
 
 async def _store_with_retry(store: StoreFn, batch: Batch) -> list[StoreOutcome]:

@@ -38,6 +38,7 @@ from webmacs.actors.messages import (
 from webmacs.actors.recorder import RecorderHandle, run_recorder
 from webmacs.actors.sequencing import Sequencer
 from webmacs.actors.supervisor import RestartPolicy, Supervisor
+from webmacs.actors.tally import IngestTally
 from webmacs.frame_ids import FrameTag
 from webmacs.stamping import Interval, Stamper
 from webmacs.storage.protocols import DatapointRepository, ExperimentRepository
@@ -94,6 +95,7 @@ class Router:
         sequencer: Sequencer,
         policy: FlushPolicy,
         recorder_capacity: int = 256,
+        tally: IngestTally | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.experiments = experiments
@@ -101,6 +103,7 @@ class Router:
         self.sequencer = sequencer
         self.policy = policy
         self.recorder_capacity = recorder_capacity
+        self.tally = tally or IngestTally()  # every recorder's counts, for /metrics
         self.stamper: Stamper[ExperimentKey] = Stamper([])
         self.running: ExperimentKey | None = None
         self.recorders: dict[int | None, RecorderHandle] = {}
@@ -118,7 +121,7 @@ class Router:
         self.running = (running[0][0], running[0][1]) if running else None
 
     def _start_recorder(self, key: int | None, label: str | None = None) -> RecorderHandle:
-        handle = RecorderHandle(key, self.recorder_capacity, label)
+        handle = RecorderHandle(key, self.recorder_capacity, label, self.tally)
         self.recorders[key] = handle
         name = "recorder[-]" if key is None else f"recorder[{key}]"
         self.supervisor.start_permanent(

@@ -87,6 +87,7 @@ from webmacs.bus import (
 )
 from webmacs.commands import CommandBook
 from webmacs.frame_ids import FrameTag
+from webmacs.metrics import Metrics
 from webmacs.services import Services
 from webmacs.storage.records import DatapointRecord, ExperimentRecord, NewReading
 from webmacs.validation import utcnow
@@ -111,6 +112,7 @@ class ActorTree:
         commander: Commander,
         bus: Bus | None = None,
         control_subject: str = "",
+        instruments: Metrics | None = None,
     ) -> None:
         self.svc = svc
         self.bus = bus
@@ -127,8 +129,22 @@ class ActorTree:
         self.hub_done = trio.Event()
         self.shutting_down = trio.Event()
         self.connections = 0
+        self.connected: dict[str, int] = {}  # open connections by kind (controller, subscriber)
         self._no_connections = trio.Event()
         self._no_connections.set()
+        # /metrics: its recorder counts are the router's tally (one object, counted once).
+        self.instruments = instruments or Metrics()
+        self.instruments.watch(self)
+
+    def inbox_depths(self) -> dict[str, int]:
+        """Messages waiting per actor (read at scrape time: the actors pay nothing for it)."""
+        depths = {"hub": self._hub_send.statistics().current_buffer_used,
+                  "router": self._router_send.statistics().current_buffer_used,
+                  "publisher": len(self.sequencer.ready),
+                  "commander": len(self.commander.queue)}
+        for handle in [*self.router.recorders.values(), *self.router.draining]:
+            depths[f"recorder[{handle.label or '-'}]"] = handle.recv.statistics().current_buffer_used
+        return depths
 
     def metrics(self) -> dict[str, Any]:
         """Counters for operators and benchmarks (no secrets, cheap to compute)."""
@@ -162,9 +178,12 @@ class ActorTree:
         commander = self.commander
         ticket = Ticket() if origin is None else Ticket(
             on_commit=lambda rows: commander.note_origin(origin, rows))
+        tally = self.router.tally
+        tally.received += len(readings)
         try:
             await _send(self._router_send, Submit(readings, ticket, frame))
         except ShuttingDown:
+            tally.failed += len(readings)
             ticket.expect(1)
             ticket.fail(IngestFailed("Server shutting down."))
         return ticket
@@ -273,14 +292,17 @@ class ActorTree:
         return self._hub_send
 
     # -- connections
-    async def run_connection(self, fn: Callable[[], Awaitable[Any]]) -> None:
-        """Run a connection actor, counted so shutdown can wait for its 1001 close."""
+    async def run_connection(self, fn: Callable[[], Awaitable[Any]], kind: str = "other") -> None:
+        """Run a connection actor, counted so shutdown can wait for its 1001 close (and by
+        ``kind`` for /metrics)."""
         self.connections += 1
+        self.connected[kind] = self.connected.get(kind, 0) + 1
         self._no_connections = trio.Event() if self.connections == 1 else self._no_connections
         try:
             await fn()
         finally:
             self.connections -= 1
+            self.connected[kind] -= 1
             if self.connections == 0:
                 self._no_connections.set()
 
@@ -376,11 +398,13 @@ async def _open_tree(
             writers=2 if svc.db.dialect == "postgresql" else 1,
         )
         sequencer = Sequencer()
+        instruments = Metrics()
         supervisor.start_permanent("publisher", run_publisher, sequencer,
                                    cast(trio.MemorySendChannel[Any], hub_send), bus,
                                    svc.settings.bus_subject)
         supervisor.start_permanent("bus-relay", run_relay, delivered, hub_send)
-        router = Router(supervisor, repos.experiments, repos.datapoints, sequencer, policy)
+        router = Router(supervisor, repos.experiments, repos.datapoints, sequencer, policy,
+                        tally=instruments.tally)
         await router.load()
         router_send, router_recv = trio.open_memory_channel[RouterMessage](ROUTER_INBOX)
         supervisor.start_permanent("router", run_router, router_recv, router)
@@ -389,7 +413,7 @@ async def _open_tree(
         commander = Commander(book, repos.commands, relay(book), ttl)
         hub.on_publish = commander.on_publish
         tree = ActorTree(svc, supervisor, router, router_send, hub, hub_send, sequencer, commander,
-                         bus, control.subject)
+                         bus, control.subject, instruments)
 
         async def hub_actor() -> None:
             await run_hub(hub_recv, hub)

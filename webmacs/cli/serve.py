@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
+import attrs
 import click
 import trio
 
 from webmacs.cli.common import CliError, first_leaf, settings_from
+from webmacs.logs import configure_logging
 from webmacs.settings import Settings
 from webmacs.storage.backends import StorageError
 from webmacs.storage.database import DatabaseUnavailable
@@ -31,17 +32,15 @@ from webmacs.storage.database import DatabaseUnavailable
 def serve(host: str | None, port: int | None, database_url: str | None, no_access_log: bool,
           log_level: str, workers: int | None, reuse_port: bool) -> int:
     """Run the server (SQLite file webmacs.db by default, an admin seeded at first start)."""
-    # A worker of --workers N names itself in every line (the parent sets WEBMACS_WORKER).
-    worker = os.environ.get("WEBMACS_WORKER", "") if reuse_port else ""
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s " + (f"[worker {worker}] " if worker else "")
-        + "%(name)s: %(message)s",
-    )
     overrides = {"HOST": host, "PORT": None if port is None else str(port),
                  "DATABASE_URL": database_url,
                  "WORKERS": None if workers is None else str(workers)}
     settings = settings_from(overrides)
+    # A worker of --workers N names itself in every line (the parent sets WEBMACS_WORKER).
+    worker = os.environ.get("WEBMACS_WORKER", "") if reuse_port else ""
+    configure_logging(settings, log_level, worker)
+    if worker and settings.metrics_bind is not None:
+        settings = _worker_metrics_bind(settings, int(worker))
     if settings.workers > 1 and not reuse_port:
         given = {k: v for k, v in overrides.items() if v is not None}
         return _run_workers(settings, given, log_level, not no_access_log)
@@ -58,6 +57,15 @@ def serve(host: str | None, port: int | None, database_url: str | None, no_acces
     except* OSError as group:
         raise CliError(f"cannot start: {first_leaf(group)}") from None
     return 0
+
+
+def _worker_metrics_bind(settings: Settings, worker: int) -> Settings:
+    from webmacs.http.metrics_listener import worker_bind
+
+    try:
+        return attrs.evolve(settings, metrics_bind=worker_bind(str(settings.metrics_bind), worker))
+    except ValueError as exc:
+        raise CliError(f"configuration error: {exc}", exit_code=2) from None
 
 
 def _run_workers(settings: Settings, overrides: dict[str, str], log_level: str,

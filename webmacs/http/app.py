@@ -16,6 +16,9 @@ from webmacs.http import auth, datapoints, events, experiments, health, logging,
 from webmacs.http.access_log import MarkResponseEnd
 from webmacs.http.context import EXTENSION_KEY, TREE_KEY
 from webmacs.http.errors import install_error_handlers
+from webmacs.http.metrics import bp as metrics_bp
+from webmacs.http.metrics import install_route_labels
+from webmacs.http.request_id import RequestIds
 from webmacs.http.routing import PublicIdConverter
 from webmacs.http.ws_connection import DrainingWebsocketConnection
 from webmacs.services import Services
@@ -33,12 +36,15 @@ def create_app(svc: Services, tree: ActorTree) -> QuartTrio:
     app.extensions[TREE_KEY] = tree
     app.url_map.converters["datapoint_id"] = PublicIdConverter
     app.url_map.strict_slashes = True
+    install_route_labels(app)  # first of the before-request hooks
     for bp in (health.bp, auth.bp, users.bp, events.bp, experiments.bp, datapoints.bp,
                logging.bp, logging.alias_bp, websockets.bp):
         app.register_blueprint(bp)
+    app.register_blueprint(metrics_bp)
     install_error_handlers(app)
     install_cors(app, frozenset(svc.settings.cors_origins))
     app.asgi_app = MarkResponseEnd(app.asgi_app)  # type: ignore[assignment,arg-type]
+    app.asgi_app = RequestIds(app.asgi_app)  # type: ignore[assignment,arg-type]
     return app
 
 

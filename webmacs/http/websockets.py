@@ -152,7 +152,7 @@ async def controller_telemetry() -> Any:
             commands=lambda: actors.commander.open_session(identity),
         )
 
-    await actors.run_connection(session)
+    await actors.run_connection(session, "controller")
     return None
 
 
@@ -177,5 +177,5 @@ async def datapoint_stream() -> Any:
         await run_subscriber(QuartPort(), sub, actors.hub_sender, activity,
                              svc.settings.ws_heartbeat_interval, actors.shutting_down, actors.pacer)
 
-    await actors.run_connection(subscriber)
+    await actors.run_connection(subscriber, "subscriber")
     return None
