@@ -13,6 +13,8 @@ import click
 from webmacs import __version__
 from webmacs.cli.common import CliError
 from webmacs.cli.serve import serve
+from webmacs.cli.transfer import export, import_
+from webmacs.cli.users import users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,6 +24,9 @@ def app() -> None:
 
 
 app.add_command(serve)
+app.add_command(users)
+app.add_command(export)
+app.add_command(import_)
 
 
 def main(argv: list[str] | None = None) -> int:
