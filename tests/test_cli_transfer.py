@@ -278,6 +278,17 @@ def test_fifty_thousand_rows(database_url: str, tmp_path: Path) -> None:
     assert main(["export", "big", "--out", str(out), "--quiet", "--database-url", database_url]) == 0
     assert out.read_bytes() == path.read_bytes()
 
+    # A reader that stops early (``| head``): one line, no traceback.
+    proc = subprocess.Popen([sys.executable, "-m", "webmacs", "export", "big", "--out", "-",
+                             "--database-url", database_url], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(100).startswith(header_line())
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 1
+    assert proc.stderr.read() == b"webmacs: standard output was closed before the end of the export\n"
+    proc.stderr.close()
+
 
 def run_cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "webmacs", *argv], capture_output=True, text=True,

@@ -65,8 +65,13 @@ def output(out: str) -> Iterator[IO[bytes]]:
     """Standard output for ``-``; else a file written beside its name and renamed when complete,
     so a failed export never leaves a truncated file under the name asked for."""
     if out == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        try:
+            yield sys.stdout.buffer
+            sys.stdout.buffer.flush()
+        except* BrokenPipeError:
+            # The reader went away (``| head``): no flush at exit either, which would fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise CliError("standard output was closed before the end of the export") from None
         return
     partial = f"{out}.partial"
     try:
