@@ -57,6 +57,12 @@ def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' working directory (a development secret for a PostgreSQL URL lands there)."""
+    monkeypatch.chdir(tmp_path)
+
+
 async def cli(*argv: str) -> int:
     """The command in a worker thread (it runs its own ``trio.run``)."""
     return await trio.to_thread.run_sync(main, list(argv))

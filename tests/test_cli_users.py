@@ -21,6 +21,12 @@ from webmacs.cli import main
 H = dict[str, str]
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' working directory (a development secret for a PostgreSQL URL lands there)."""
+    monkeypatch.chdir(tmp_path)
+
+
 async def cli(*argv: str, stdin: str = "") -> int:
     """The command in a worker thread (it runs its own ``trio.run``), ``stdin`` as its input."""
 
