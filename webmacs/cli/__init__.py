@@ -14,6 +14,8 @@ from webmacs import __version__
 from webmacs.cli.common import CliError
 from webmacs.cli.serve import serve
 from webmacs.cli.simulate import simulate
+from webmacs.cli.transfer import export, import_
+from webmacs.cli.users import users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,6 +26,9 @@ def app() -> None:
 
 app.add_command(serve)
 app.add_command(simulate)
+app.add_command(users)
+app.add_command(export)
+app.add_command(import_)
 
 
 def main(argv: list[str] | None = None) -> int:

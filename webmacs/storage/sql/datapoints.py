@@ -293,17 +293,23 @@ def _store(
             str(uid), reading.value, ts, reading.event_public_id, None if exp is None else exp[1]
         ))
     if rows:
-        if conn.dialect.name == "postgresql":
-            write_postgres(conn, rows)  # counters and rollups last, as below
-            return outcomes
-        conn.execute(datapoints.insert(), [
-            {"public_id": str(r[0]), "value": r[1], "timestamp": r[2], "event_id": r[3],
-             "experiment_id": r[4]} for r in rows
-        ])
-        # Last, so concurrent writers hold the counter rows' locks only until their commit.
-        add_counts(conn, rows)
-        add_seconds(conn, rows)
+        write_rows(conn, rows)
     return outcomes
+
+
+def write_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows ``(public_id, value, timestamp, event_id, experiment_id)`` with their counters
+    and rollups, inside the current transaction (the ingest path's write; the CSV import's too)."""
+    if conn.dialect.name == "postgresql":
+        write_postgres(conn, rows)  # counters and rollups last, as below
+        return
+    conn.execute(datapoints.insert(), [
+        {"public_id": str(r[0]), "value": r[1], "timestamp": r[2], "event_id": r[3],
+         "experiment_id": r[4]} for r in rows
+    ])
+    # Last, so concurrent writers hold the counter rows' locks only until their commit.
+    add_counts(conn, rows)
+    add_seconds(conn, rows)
 
 
 # pg_advisory_xact_lock key ("webmacs" + 1): datapoint writes hold it shared, experiment
