@@ -156,6 +156,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     # Quart's default static route; webmacs ships no static folder, so nothing is behind it.
     ("/static/<path:filename>", "GET"): Row(Access.PUBLIC, 404, fixed()),
     (f"{API}/metrics", "GET"): Row(Access.USER, 200, fixed()),
+    ("/metrics", "GET"): Row(Access.ADMIN, 200, fixed()),  # Prometheus, unless METRICS_BIND
     (f"{API}/auth/login", "POST"): Row(
         Access.PUBLIC, 200, fixed({"email": "admin@webmacs.io", "password": ADMIN_PASSWORD})),
     (f"{API}/auth/logout", "POST"): Row(Access.USER, 200, fixed()),

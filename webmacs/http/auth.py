@@ -96,5 +96,5 @@ async def logout() -> Any:
 
 @route(bp, "/me", ["GET"])
 async def me() -> Any:
-    user, _ = await authenticate(services(), bearer_token(request.headers.get("Authorization")))
-    return json_response(user_json(user))
+    principal = await authenticate(services(), bearer_token(request.headers.get("Authorization")))
+    return json_response(user_json(principal.user))

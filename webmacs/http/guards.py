@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import attrs
 from quart import request
 
 from webmacs.http.context import services
 from webmacs.http.errors import ApiError
+from webmacs.roles import Role
 from webmacs.services import Services
 from webmacs.storage.records import UserRecord
 
@@ -15,6 +17,21 @@ INVALID_TOKEN = "Invalid or expired token."
 REVOKED = "Token has been revoked."
 USER_NOT_FOUND = "User not found."
 ADMIN_REQUIRED = "Admin privileges required."
+
+
+@attrs.frozen
+class Principal:
+    """Who is calling, and with what rights: the user behind the credential, the credential's
+    effective role (never above its owner's) and scopes (empty: unrestricted)."""
+
+    user: UserRecord
+    role: Role
+    scopes: frozenset[str] = frozenset()
+    jti: str | None = None  # a login token's id (what logout revokes)
+    api_token: str | None = None  # an API token's public id
+
+    def at_least(self, role: Role) -> bool:
+        return self.role >= role
 
 
 class AuthFailed(ApiError):
@@ -32,8 +49,8 @@ def bearer_token(header: str | None) -> str | None:
     return credentials.strip()
 
 
-async def authenticate(svc: Services, token: str | None) -> tuple[UserRecord, str]:
-    """The user behind ``token`` and the token's jti, or :class:`AuthFailed` in §3.4's order."""
+async def authenticate(svc: Services, token: str | None) -> Principal:
+    """Who ``token`` belongs to, or :class:`AuthFailed` in §3.4's order."""
     if not token:
         raise AuthFailed(AUTH_REQUIRED)
     claims = svc.tokens.decode(token)
@@ -50,20 +67,19 @@ async def authenticate(svc: Services, token: str | None) -> tuple[UserRecord, st
         raise AuthFailed(REVOKED)
     if user is None:
         raise AuthFailed(USER_NOT_FOUND)
-    return user, claims.jti
+    return Principal(user, Role.of_admin_flag(user.admin), jti=claims.jti)
+
+
+async def current_principal() -> Principal:
+    return await authenticate(services(), bearer_token(request.headers.get("Authorization")))
 
 
 async def current_user() -> UserRecord:
-    user, _ = await authenticate(services(), bearer_token(request.headers.get("Authorization")))
-    return user
+    return (await current_principal()).user
 
 
 async def current_admin() -> UserRecord:
-    user = await current_user()
-    require_admin(user)
-    return user
-
-
-def require_admin(user: UserRecord) -> None:
-    if not user.admin:
+    principal = await current_principal()
+    if not principal.at_least(Role.ADMIN):
         raise ApiError(403, ADMIN_REQUIRED)
+    return principal.user

@@ -18,14 +18,14 @@ from webmacs.commands import controller_identity
 from webmacs.frame_ids import FrameTag, controller_id_error
 from webmacs.http.context import services, tree
 from webmacs.http.errors import ApiError, error_response, validation_response
-from webmacs.http.guards import authenticate, bearer_token
+from webmacs.http.guards import Principal, authenticate, bearer_token
 from webmacs.http.responses import json_response
 from webmacs.http.session_cookie import SESSION_COOKIE
 from webmacs.http.ws_activity import ABORT_KEY, DIRECT_KEY, SCOPE_KEY, DirectSender
 from webmacs.http.ws_compression import COMPRESS_MIN_BYTES
 from webmacs.services import Services
 from webmacs.settings import Settings
-from webmacs.storage.records import NewReading, UserRecord
+from webmacs.storage.records import NewReading
 from webmacs.validation import FieldError, new_public_id
 from webmacs.ws_trust import address_in, origin_allowed
 
@@ -86,8 +86,8 @@ def _anonymous_telemetry_ok(settings: Settings) -> bool:
         websocket.remote_addr, settings.ws_anonymous_telemetry_networks)
 
 
-async def _admit(svc: Services, *, telemetry: bool) -> UserRecord | None:
-    """The connecting user (None: an anonymous controller), or an :class:`ApiError` refusal.
+async def _admit(svc: Services, *, telemetry: bool) -> Principal | None:
+    """Who is connecting (None: an anonymous controller), or an :class:`ApiError` refusal.
 
     An explicit token (``?token=`` or Bearer) wins and is all that is checked. Otherwise the
     ambient credentials count: the session cookie, only with an allowed ``Origin`` (browsers
@@ -105,8 +105,7 @@ async def _admit(svc: Services, *, telemetry: bool) -> UserRecord | None:
             if websocket.headers.get("Origin") is not None and not _origin_ok(svc.settings):
                 raise ApiError(403, ORIGIN_REFUSED)  # a foreign page inside the trusted network
             return None
-    user, _ = await authenticate(svc, token)
-    return user
+    return await authenticate(svc, token)
 
 
 def _activity() -> Activity:
@@ -120,10 +119,10 @@ def _activity() -> Activity:
 async def controller_telemetry() -> Any:
     svc, actors = services(), tree()
     try:
-        user = await _admit(svc, telemetry=True)
+        principal = await _admit(svc, telemetry=True)
     except ApiError as exc:
         return error_response(exc)  # plain HTTP, no upgrade: never accept-then-close (§5.1)
-    who = "anonymous controller" if user is None else f"controller {user.username}"
+    who = "anonymous controller" if principal is None else f"controller {principal.user.username}"
     ids = websocket.args.getlist("controller_id")
     problem = controller_id_error(ids)
     if problem is not None:  # refused before the upgrade, like a bad token (§5.1)
