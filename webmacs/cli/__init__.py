@@ -12,6 +12,7 @@ import click
 
 from webmacs import __version__
 from webmacs.cli.common import CliError
+from webmacs.cli.db import db
 from webmacs.cli.serve import serve
 
 
@@ -22,6 +23,7 @@ def app() -> None:
 
 
 app.add_command(serve)
+app.add_command(db)
 
 
 def main(argv: list[str] | None = None) -> int:
