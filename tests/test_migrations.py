@@ -31,7 +31,7 @@ from webmacs.services import open_services
 from webmacs.settings import to_sqlalchemy_url
 from webmacs.storage import migrate
 from webmacs.storage.backends import StorageError, prepare
-from webmacs.storage.database import Database
+from webmacs.storage.database import Database, DatabaseUnavailable
 from webmacs.storage.rollups import rebuild_seconds
 from webmacs.storage.tables import UTCDateTime, metadata, to_micros
 from webmacs.storage.timescale import TimescaleOptions
@@ -131,6 +131,24 @@ def test_the_revisions_form_one_line_with_readable_ids() -> None:
     assert REVISIONS[0] == "0001_base" and REVISIONS[-1] == HEAD
     assert [r[:4] for r in REVISIONS] == [f"{i:04d}" for i in range(1, len(REVISIONS) + 1)]
     assert [r for r, _ in migrate.LEGACY_REVISIONS] == REVISIONS[:len(migrate.LEGACY_REVISIONS)]
+
+
+def test_status_and_refusals_without_a_database() -> None:
+    known = set(REVISIONS)
+    base = migrate.LEGACY_REVISIONS[0][1]
+    assert migrate.Status(None).describe() == "empty" and migrate.Status(None).empty
+    assert migrate.Status(None, base).describe() == "unversioned"
+    assert migrate.refusal(migrate.Status(None), HEAD, known) is None
+    assert migrate.refusal(migrate.Status(HEAD), HEAD, known) is None
+    assert "run `webmacs db upgrade`" in (migrate.refusal(migrate.Status("0001_base"), HEAD, known)
+                                          or "")
+    assert migrate.legacy_revision(base | {"someone_elses_table"}) == "0001_base"
+    assert migrate.legacy_revision(base | {"datapoint_counts", "datapoint_seconds"}) == (
+        "0003_datapoint_seconds")
+    with pytest.raises(migrate.SchemaError, match=r"missing: datapoint_counts\)"):
+        migrate.legacy_revision(base | {"datapoint_seconds"})
+    with pytest.raises(migrate.SchemaError, match=r"missing: datapoints, events"):
+        migrate.legacy_revision({"users", "experiments", "log_entries", "revoked_tokens"})
 
 
 # ---------------------------------------------------------------- upgrades with data in place
@@ -233,6 +251,26 @@ def test_a_database_made_before_revisions_is_recognised_and_backfilled(
     assert counts_of(db) == expected_counts()  # backfilled once, or kept as they were
     assert seconds_of(db) == expected_seconds()
     assert differences(db) == []
+
+
+def test_a_failed_upgrade_leaves_the_database_as_it_was(
+    db: Database, fresh_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One transaction: 0003's table and backfill are undone when 0004 fails (here on a table
+    someone created by hand under its name)."""
+    upgrade_to(db, "0001_base")
+    db.write_sync(seed)
+    upgrade_to(db, "0002_datapoint_counts")
+    db.write_sync(lambda conn: conn.execute(sa.text("CREATE TABLE ingest_frames (x INTEGER)")))
+    with pytest.raises((sa.exc.DBAPIError, DatabaseUnavailable)):  # SQLite: OperationalError
+        upgrade_to(db, "head")
+    assert db.read_sync(migrate.status) == migrate.Status("0002_datapoint_counts")
+    assert not db.read_sync(lambda conn: sa.inspect(conn).has_table("datapoint_seconds"))
+    assert counts_of(db) == expected_counts()
+    assert main(["db", "upgrade", "--database-url", fresh_url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("webmacs: upgrade failed, nothing changed: ") and err.count("\n") == 1
+    assert "ingest_frames" in err and "already exists" in err
 
 
 def trio_run_prepare(db: Database, backend: str = "") -> None:

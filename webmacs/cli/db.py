@@ -47,7 +47,7 @@ def upgrade(database_url: str | None, target: str) -> None:
                 lambda conn: migrate.upgrade(conn, target, settings.storage_backend,
                                              settings.timescale))
 
-    before, after = _run(settings, run)
+    before, after = _run(settings, run, refused="upgrade failed, nothing changed")
     if before.revision == after:
         click.echo(f"database schema already at {after}")
     else:
@@ -94,8 +94,10 @@ def _status(settings: Settings) -> migrate.Status:
     return _run(settings, run)
 
 
-def _run(settings: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``fn`` on the database in Trio; what goes wrong becomes one line."""
+def _run(settings: Settings, fn: Callable[[Database], Awaitable[T]],
+         refused: str = "the database refused") -> T:
+    """Run ``fn`` on the database in Trio; what goes wrong becomes one line: ``refused`` and the
+    database's message when a statement failed, "cannot reach the database" when none ran."""
 
     # The failure is reported below in one line, not also as the storage layer's warning.
     logging.getLogger("webmacs.storage.database").setLevel(logging.ERROR)
@@ -111,10 +113,12 @@ def _run(settings: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
         return trio.run(main)
     except (migrate.SchemaError, StorageError) as exc:
         raise CliError(str(exc)) from None
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, sa.exc.DBAPIError) as exc:
+        # SQLite reports a failed statement as an OperationalError, i.e. as unavailable.
+        cause = exc if isinstance(exc, sa.exc.DBAPIError) else exc.__cause__
+        if isinstance(cause, sa.exc.DBAPIError) and cause.statement is not None:
+            raise CliError(f"{refused}: {str(cause.orig).splitlines()[0]}") from None
         raise CliError(f"cannot reach the database: {str(exc).splitlines()[0]}") from None
-    except sa.exc.DBAPIError as exc:
-        raise CliError(f"the database refused: {str(exc.orig).splitlines()[0]}") from None
 
 
 class _RevisionsRun(logging.Handler):
