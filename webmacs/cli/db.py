@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,7 +38,6 @@ def upgrade(database_url: str | None, target: str) -> None:
     """Upgrade the schema (take a backup first). Databases made before schema revisions are
     recognised by their tables and upgraded from there; several processes take turns."""
     settings = settings_from({"DATABASE_URL": database_url})
-    _show_revisions_run()
 
     async def run(db: Database) -> tuple[migrate.Status, str]:
         async with db.startup_lock():
@@ -47,7 +47,8 @@ def upgrade(database_url: str | None, target: str) -> None:
                 lambda conn: migrate.upgrade(conn, target, settings.storage_backend,
                                              settings.timescale))
 
-    before, after = _run(settings, run, refused="upgrade failed, nothing changed")
+    with _show_revisions_run():
+        before, after = _run(settings, run, refused="upgrade failed, nothing changed")
     if before.revision == after:
         click.echo(f"database schema already at {after}")
     else:
@@ -130,8 +131,14 @@ class _RevisionsRun(logging.Handler):
             click.echo(f"  {record.getMessage()}")
 
 
-def _show_revisions_run() -> None:
+@contextmanager
+def _show_revisions_run() -> Iterator[None]:
     logger = logging.getLogger("alembic.runtime.migration")
-    if not any(isinstance(h, _RevisionsRun) for h in logger.handlers):
-        logger.addHandler(_RevisionsRun())
+    handler, level = _RevisionsRun(), logger.level
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
