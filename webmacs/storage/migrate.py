@@ -5,9 +5,10 @@ The revisions live in ``webmacs/storage/migrations/versions``; Alembic is config
 the caller commits. Everything here is a plain function of a sync ``Connection``: callers run it
 in a worker thread (:mod:`webmacs.storage.backends`, ``webmacs db``).
 
-Databases made before Alembic (by ``create_schema``) carry no ``alembic_version``: the tables they
-have say which revision they correspond to (:func:`legacy_revision`), which is stamped before the
-upgrade, so the revisions after it (and their backfills) run exactly once.
+Databases made before Alembic (by the former ``tables.create_schema``) carry no
+``alembic_version``: the tables they have say which revision they correspond to
+(:func:`legacy_revision`), which is stamped before the upgrade, so the revisions after it (and
+their backfills) run exactly once.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class Status:
 
 
 def legacy_revision(tables: Collection[str]) -> str:
-    """The revision a database made by ``create_schema`` corresponds to, from its tables."""
+    """The revision a database made before Alembic corresponds to, from its tables (the former
+    ``create_schema`` always made every table of its day, so they come in whole revisions)."""
     present = set(tables) & LEGACY_TABLES
     found = None
     for revision, added in LEGACY_REVISIONS:
