@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import legacy_db
 import sqlalchemy as sa
 from conftest import create_event, create_experiment, make_settings, open_app
 
@@ -75,10 +76,8 @@ async def test_counters_are_backfilled_for_an_existing_database(
         headers = bearer(await login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
         event = await create_event(client, headers)
         await post(client, headers, event, 4)
-    engine = sa.create_engine(settings.sqlalchemy_url)
-    with engine.begin() as conn:  # a database from before the counters existed
-        conn.execute(sa.text("DROP TABLE datapoint_counts"))
-    engine.dispose()
+    legacy_db.made_before(settings.sqlalchemy_url, "0001_base")  # before the counters existed
+    legacy_db.upgrade(settings.sqlalchemy_url)
     async with open_app(settings) as app:
         client = app.test_client()
         headers = bearer(await login(client, ADMIN_EMAIL, ADMIN_PASSWORD))

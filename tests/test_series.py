@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import legacy_db
 import pytest
-import sqlalchemy as sa
 from conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -252,10 +252,8 @@ async def test_rollups_are_built_for_an_existing_database(database_url: str, tmp
         event = await create_event(client, headers)
         await post_readings(client, headers, event, values)
         before = await series_of(client, headers, event, T0, T0 + timedelta(seconds=20), 4)
-    engine = sa.create_engine(settings.sqlalchemy_url)
-    with engine.begin() as conn:  # a database from before the rollups existed
-        conn.execute(sa.text("DROP TABLE datapoint_seconds"))
-    engine.dispose()
+    legacy_db.made_before(settings.sqlalchemy_url, "0002_datapoint_counts")  # before the rollups
+    legacy_db.upgrade(settings.sqlalchemy_url)
     async with open_app(settings) as app:
         client = app.test_client()
         headers = bearer(await login(client, ADMIN_EMAIL, ADMIN_PASSWORD))

@@ -1,7 +1,8 @@
 """STORAGE_BACKEND=timescale: the SQL it emits, and the refusal without the extension.
 
 The TimescaleDB extension cannot be installed on our machines, so the hypertable path itself is
-checked by the statements it would run; the refusal runs against the real PostgreSQL.
+checked by the statements it would run (the revisions' SQL: tests/test_migrations.py); the refusal
+runs against the real PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,24 +18,20 @@ from conftest import make_settings
 from webmacs.services import open_services
 from webmacs.settings import SettingsError, load_settings
 from webmacs.storage.backends import StorageError
-from webmacs.storage.timescale import TimescaleOptions, schema_statements
+from webmacs.storage.timescale import TimescaleOptions, policy_statements
 
 
-def test_hypertable_statements_default() -> None:
-    sql = schema_statements(TimescaleOptions())
-    assert any("PRIMARY KEY (id, timestamp)" in s for s in sql)
-    assert any("create_hypertable('datapoints', 'timestamp'" in s and "INTERVAL '1 day'" in s
-               for s in sql)
-    assert not any("compression" in s or "retention" in s for s in sql)
-    assert all("IF NOT EXISTS" in s or "if_not_exists" in s for s in sql)
+def test_no_policies_by_default() -> None:
+    # The hypertable itself is made by revision 0001_base (tests/test_migrations.py checks its SQL).
+    assert policy_statements(TimescaleOptions()) == []
 
 
 def test_compression_and_retention_policies() -> None:
-    sql = schema_statements(TimescaleOptions("6 hours", "7 days", "365 days"))
-    assert any("chunk_time_interval => INTERVAL '6 hours'" in s for s in sql)
+    sql = policy_statements(TimescaleOptions("6 hours", "7 days", "365 days"))
     assert any("timescaledb.compress_segmentby = 'event_id'" in s for s in sql)
     assert any("add_compression_policy('datapoints', INTERVAL '7 days'" in s for s in sql)
     assert any("add_retention_policy('datapoints', INTERVAL '365 days'" in s for s in sql)
+    assert all("if_not_exists => TRUE" in s for s in sql if s.startswith("SELECT"))
 
 
 def test_policy_settings_are_validated(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import click
 
 from webmacs import __version__
 from webmacs.cli.common import CliError
+from webmacs.cli.db import db
 from webmacs.cli.serve import serve
 from webmacs.cli.simulate import simulate
 from webmacs.cli.transfer import export, import_
@@ -29,6 +30,7 @@ app.add_command(simulate)
 app.add_command(users)
 app.add_command(export)
 app.add_command(import_)
+app.add_command(db)
 
 
 def main(argv: list[str] | None = None) -> int:

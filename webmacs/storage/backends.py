@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 import sqlalchemy as sa
-import trio
 
+from webmacs.storage import migrate
 from webmacs.storage.auth_cache import CachedTokenRepository, CachedUserRepository
 from webmacs.storage.database import Database
 from webmacs.storage.protocols import (
@@ -24,8 +24,7 @@ from webmacs.storage.sql.events import SqlEventRepository
 from webmacs.storage.sql.experiments import SqlExperimentRepository
 from webmacs.storage.sql.ingest_frames import SqlIngestFrameRepository
 from webmacs.storage.sql.logs import SqlLogRepository
-from webmacs.storage.tables import create_schema, datapoint_counts, datapoint_seconds, metadata
-from webmacs.storage.timescale import CHECK_EXTENSION, TimescaleOptions, schema_statements
+from webmacs.storage.timescale import CHECK_EXTENSION, TimescaleOptions, policy_statements
 
 
 class StorageError(Exception):
@@ -62,11 +61,33 @@ def build_repositories(db: Database, backend: str = "") -> Repositories:
 
 
 async def prepare(db: Database, backend: str, timescale: TimescaleOptions | None = None) -> None:
-    """Create missing tables; for ``timescale``, refuse to start without the extension, then
-    make ``datapoints`` a hypertable with the configured policies."""
-    if backend != "timescale":
-        await trio.to_thread.run_sync(db.create_schema_sync, limiter=db.limiter)
-        return
+    """Make sure the schema is this code's: an empty database is created at head; one behind
+    (or ahead of) head, or made before schema revisions, is refused in one line naming
+    ``webmacs db upgrade``, which operators run after a backup. For ``timescale``, refuse to
+    start without the extension, and apply the compression and retention policies of the
+    settings. Called under :meth:`Database.startup_lock`."""
+    if backend == "timescale":
+        await require_timescale(db)
+
+    def check_or_create(conn: sa.Connection) -> None:
+        now = migrate.status(conn)
+        try:
+            why = migrate.refusal(now, migrate.head(), migrate.known_revisions())
+        except migrate.SchemaError as exc:
+            why = str(exc)
+        if why is not None:
+            raise StorageError(why)
+        if now.empty:
+            migrate.upgrade(conn, "head", backend, timescale)
+        if backend == "timescale":
+            for statement in policy_statements(timescale or TimescaleOptions()):
+                conn.execute(sa.text(statement))
+
+    await db.write(check_or_create)
+
+
+async def require_timescale(db: Database) -> None:
+    """Refuse STORAGE_BACKEND=timescale on a database without the extension."""
 
     def has_extension(conn: sa.Connection) -> bool:
         return conn.execute(sa.text(CHECK_EXTENSION)).first() is not None
@@ -76,13 +97,3 @@ async def prepare(db: Database, backend: str, timescale: TimescaleOptions | None
             "STORAGE_BACKEND=timescale but the timescaledb extension is not installed "
             "in this database (CREATE EXTENSION timescaledb;)."
         )
-    later = ("datapoints", "datapoint_counts", "datapoint_seconds")
-    before = [t for t in metadata.sorted_tables if t.name not in later]
-
-    def create(conn: sa.Connection) -> None:
-        metadata.create_all(conn, tables=before)
-        for statement in schema_statements(timescale or TimescaleOptions()):
-            conn.execute(sa.text(statement))
-        create_schema(conn, tables=[datapoint_counts, datapoint_seconds])
-
-    await db.write(create)

@@ -21,8 +21,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
-from webmacs.storage.tables import create_schema
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -173,13 +171,6 @@ class Database:
             return await trio.to_thread.run_sync(self.write_sync, fn, limiter=self.limiter)
         async with self._write_lock:
             return await trio.to_thread.run_sync(self.write_sync, fn, limiter=self.limiter)
-
-    def create_schema_sync(self) -> None:
-        with self._translate(), self.engine.begin() as conn:
-            create_schema(conn)
-
-    async def create_schema(self) -> None:
-        await trio.to_thread.run_sync(self.create_schema_sync, limiter=self.limiter)
 
     @asynccontextmanager
     async def startup_lock(self) -> AsyncIterator[None]:

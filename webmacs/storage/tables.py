@@ -2,6 +2,9 @@
 
 Internal integer ids are the keys and the tie-breakers of every ordering; the public UUIDs are
 what clients see. Foreign keys carry the cascade rules so a delete is one set-based statement.
+
+Every change here ships a schema revision (``migrations/versions``, docs/operations.md "Schema
+migrations"); tests/test_migrations.py fails until the revisions give exactly this schema.
 """
 
 from __future__ import annotations
@@ -222,20 +225,3 @@ ALL_TABLES = (
     datapoints, experiments, events, users,
 )
 
-
-def create_schema(conn: sa.Connection, tables: list[sa.Table] | None = None) -> None:
-    """Create missing tables; a counters table added to an existing database is backfilled."""
-    inspector = sa.inspect(conn)
-    had_counts = inspector.has_table("datapoint_counts")
-    had_seconds = inspector.has_table("datapoint_seconds")
-    had_datapoints = inspector.has_table("datapoints")
-    metadata.create_all(conn, tables=tables)
-    if had_datapoints and not had_counts:
-        conn.execute(sa.text(
-            "INSERT INTO datapoint_counts (event_id, experiment_key, n) "
-            "SELECT event_id, COALESCE(experiment_id, 0), count(*) FROM datapoints GROUP BY 1, 2"
-        ))
-    if had_datapoints and not had_seconds and (tables is None or datapoint_seconds in tables):
-        from webmacs.storage.rollups import rebuild_seconds
-
-        rebuild_seconds(conn, None, None, None)
