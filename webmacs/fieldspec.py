@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import attrs
 
-Kind = Literal["text", "password", "email", "number", "boolean", "choice", "timestamp"]
+Kind = Literal["text", "password", "email", "number", "boolean", "choice", "choices", "timestamp"]
 
 
 @attrs.frozen

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 
+from webmacs.api_tokens import UsageBatch
 from webmacs.login_throttle import LoginThrottle
 from webmacs.security import PasswordHasher, TokenCodec
 from webmacs.settings import Settings
@@ -27,6 +28,7 @@ class Services:
     tokens: TokenCodec
     started_at: float
     login_throttle: LoginThrottle
+    token_usage: UsageBatch = attrs.field(factory=UsageBatch)  # API tokens' last uses, batched
 
 
 @asynccontextmanager

@@ -298,6 +298,19 @@ class Fields:
             return None
         return value
 
+    def choices(self, name: str, options: tuple[str, ...], *, required: bool = True) -> list[str] | None:
+        """A list of distinct values, each one of ``options``."""
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if (not isinstance(value, list) or not all(isinstance(v, str) and v in options for v in value)
+                or len(set(value)) != len(value)):
+            quoted = ", ".join(f"'{o}'" for o in options)
+            self.error(name, f"Input should be a list of distinct values among {quoted}.", "list_type",
+                       value)
+            return None
+        return value
+
     def read(self, spec: FieldSpec, *, required: bool) -> Any:
         """The field ``spec`` describes, by its kind and limits."""
         name = spec.name
@@ -313,6 +326,8 @@ class Fields:
             return self.boolean(name, required=required)
         if spec.kind == "choice":
             return self.choice(name, spec.options, required=required)
+        if spec.kind == "choices":
+            return self.choices(name, spec.options, required=required)
         return self.timestamp(name, required=required)
 
     def check(self) -> None:

@@ -16,7 +16,9 @@
     ├── commander       permanent  stores commands for declared actuators, hands them to the relay
     ├── command-relay   permanent  a bus relay's receiving side (in-process: ends at once)
     ├── control-relay   permanent  other instances' control messages -> router, hub, caches
-    └── command-pruner  permanent  deletes commands past COMMAND_TTL_SECONDS
+    ├── command-pruner  permanent  deletes commands past COMMAND_TTL_SECONDS
+    ├── token-usage     permanent  writes API tokens' last_used_at every 5 s (one statement)
+    └── token-watcher   permanent  closes sockets whose API token or owner no longer qualifies
     connection actors (controller sessions, subscribers) run in Hypercorn's handler tasks,
     counted by the tree so shutdown can close them with 1001 first.
 """
@@ -46,6 +48,7 @@ from webmacs.actors.control import (
     experiment_payload,
     run_control_relay,
 )
+from webmacs.actors.credential_watch import SocketRegistry, run_credential_watcher, run_usage_flusher
 from webmacs.actors.exporter import EXPORT_CHUNKS_IN_FLIGHT, ExportOutcome, run_export
 from webmacs.actors.hub import (
     EventCreated,
@@ -132,6 +135,7 @@ class ActorTree:
         self.connected: dict[str, int] = {}  # open connections by kind (controller, subscriber)
         self._no_connections = trio.Event()
         self._no_connections.set()
+        self.sockets = SocketRegistry()  # open sockets by credential (closed with 1008 when unfit)
         # /metrics: its recorder counts are the router's tally (one object, counted once).
         self.instruments = instruments or Metrics()
         self.instruments.watch(self)
@@ -432,6 +436,9 @@ async def _open_tree(
                                    tree.apply_control)
         supervisor.start_permanent("command-pruner", run_pruner, repos.commands.prune,
                                    "expired commands", timedelta(0), command_prune_interval(ttl))
+        supervisor.start_permanent("token-usage", run_usage_flusher, svc.token_usage, repos.api_tokens.touch)
+        supervisor.start_permanent("token-watcher", run_credential_watcher, tree.sockets,
+                                   repos.api_tokens.credentials)
         try:
             yield tree
         finally:

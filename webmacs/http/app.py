@@ -12,7 +12,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from webmacs.actors.tree import ActorTree
-from webmacs.http import auth, datapoints, events, experiments, health, logging, users, websockets
+from webmacs.http import auth, datapoints, events, experiments, health, logging, tokens, users, websockets
 from webmacs.http.access_log import MarkResponseEnd
 from webmacs.http.context import EXTENSION_KEY, TREE_KEY
 from webmacs.http.errors import install_error_handlers
@@ -38,7 +38,7 @@ def create_app(svc: Services, tree: ActorTree) -> QuartTrio:
     app.url_map.strict_slashes = True
     install_route_labels(app)  # first of the before-request hooks
     for bp in (health.bp, auth.bp, users.bp, events.bp, experiments.bp, datapoints.bp,
-               logging.bp, logging.alias_bp, websockets.bp):
+               logging.bp, logging.alias_bp, tokens.bp, websockets.bp):
         app.register_blueprint(bp)
     app.register_blueprint(metrics_bp)
     install_error_handlers(app)

@@ -11,7 +11,7 @@ from webmacs.http.bodies import LOGIN
 from webmacs.http.client import requester_address
 from webmacs.http.context import services
 from webmacs.http.errors import ApiError, error_response
-from webmacs.http.guards import AuthFailed, authenticate, bearer_token
+from webmacs.http.guards import AuthFailed, authenticate, bearer_token, check_scope, current_principal
 from webmacs.http.requests import json_body
 from webmacs.http.responses import json_response, success, user_json
 from webmacs.http.routing import route
@@ -21,6 +21,7 @@ from webmacs.validation import read_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 INVALID_LOGIN = "Invalid email or password."
+API_TOKEN_LOGOUT = "An API token is revoked with DELETE /api/v1/tokens/{public_id}, not by logging out."
 
 
 @route(bp, "/login", ["POST"])
@@ -78,13 +79,16 @@ async def logout() -> Any:
     svc = services()
     token = bearer_token(request.headers.get("Authorization"))
     try:
-        await authenticate(svc, token)
+        principal = await authenticate(svc, token)
     except AuthFailed as exc:
         # REST never reads the cookie, so revocation needs the Bearer token; but a browser asking
         # to log out loses its cookie either way.
         refusal = error_response(exc)
         clear_session_cookie(refusal, _secure())
         return refusal
+    check_scope(principal, request.endpoint, request.method)
+    if principal.api_token is not None:
+        raise ApiError(400, API_TOKEN_LOGOUT)
     assert token is not None
     claims = svc.tokens.decode(token)
     assert claims is not None
@@ -96,5 +100,5 @@ async def logout() -> Any:
 
 @route(bp, "/me", ["GET"])
 async def me() -> Any:
-    principal = await authenticate(services(), bearer_token(request.headers.get("Authorization")))
+    principal = await current_principal()
     return json_response(user_json(principal.user))

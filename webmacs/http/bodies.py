@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from webmacs.fieldspec import BodySpec, FieldSpec
 from webmacs.http.errors import RANGE_ERROR
+from webmacs.roles import SCOPES, Role
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
 from webmacs.validation import PASSWORD_MAX_BYTES
 from webmacs.validation import PASSWORD_TOO_LONG as PASSWORD_MSG
+
+ROLE_NAMES = tuple(r.label for r in Role)
+EXPIRES_IN_PAST = "expires_at must be in the future."
 
 EMAIL = FieldSpec("email", "email")
 USERNAME = FieldSpec("username", "text", 2, 50)
@@ -66,5 +70,19 @@ LOG_UPDATE = BodySpec(
     (FieldSpec("status_type", "choice", options=STATUS_TYPES), LOG_CONTENT),
     example={"status_type": "read"})
 
+TOKEN_CREATE = BodySpec(
+    "ApiTokenCreate",
+    (FieldSpec("name", "text", 1, 100, description="What the token is for, e.g. the controller's name."),
+     FieldSpec("role", "choice", options=ROLE_NAMES,
+               description="Default: the caller's role. Above the caller's own → 403."),
+     FieldSpec("scopes", "choices", options=tuple(sorted(SCOPES)),
+               description="Narrow the token further; `telemetry`: send telemetry, receive commands, "
+                           "read events only. Default: none (everything its role allows)."),
+     FieldSpec("expires_at", "timestamp", description="Must be in the future. Default: never.")),
+    ("name",),
+    rules=(EXPIRES_IN_PAST,),
+    example={"name": "reactor controller", "role": "operator", "scopes": ["telemetry"],
+             "expires_at": "2027-01-01T00:00:00Z"})
+
 BODIES = (LOGIN, USER_CREATE, USER_UPDATE, EVENT_CREATE, EVENT_UPDATE, EXPERIMENT_CREATE,
-          EXPERIMENT_UPDATE, LOG_CREATE, LOG_UPDATE)
+          EXPERIMENT_UPDATE, LOG_CREATE, LOG_UPDATE, TOKEN_CREATE)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import attrs
 from quart import request
 
+from webmacs.api_tokens import SCOPE_REFUSED, is_api_token, scope_allows
 from webmacs.http.context import services
 from webmacs.http.errors import ApiError
 from webmacs.roles import Role
 from webmacs.services import Services
 from webmacs.storage.records import UserRecord
+from webmacs.validation import utcnow
 
 BEARER = {"WWW-Authenticate": "Bearer"}
 AUTH_REQUIRED = "Authentication required."
@@ -53,6 +55,8 @@ async def authenticate(svc: Services, token: str | None) -> Principal:
     """Who ``token`` belongs to, or :class:`AuthFailed` in §3.4's order."""
     if not token:
         raise AuthFailed(AUTH_REQUIRED)
+    if is_api_token(token):
+        return await _authenticate_api_token(svc, token)
     claims = svc.tokens.decode(token)
     if claims is None:
         raise AuthFailed(INVALID_TOKEN)
@@ -70,8 +74,31 @@ async def authenticate(svc: Services, token: str | None) -> Principal:
     return Principal(user, Role.of_admin_flag(user.admin), jti=claims.jti)
 
 
+async def _authenticate_api_token(svc: Services, secret: str) -> Principal:
+    """An API token: known and unexpired, its owner still there; the role is the lower of the
+    token's and the owner's current one. Its use is noted for ``last_used_at`` (batched)."""
+    record = await svc.repos.api_tokens.find(secret)
+    now = utcnow()
+    if record is None or (record.expires_at is not None and record.expires_at <= now):
+        raise AuthFailed(INVALID_TOKEN)
+    user = await svc.repos.users.get(record.owner_public_id)
+    if user is None:
+        raise AuthFailed(USER_NOT_FOUND)
+    svc.token_usage.record(record.public_id, now)
+    role = min(Role.parse(record.role) or Role.VIEWER, Role.of_admin_flag(user.admin))
+    return Principal(user, role, record.scopes, api_token=record.public_id)
+
+
+def check_scope(principal: Principal, endpoint: str | None, method: str) -> None:
+    """403 if the credential's scopes do not reach this endpoint (one rule for every route)."""
+    if not scope_allows(principal.scopes, endpoint, method):
+        raise ApiError(403, SCOPE_REFUSED)
+
+
 async def current_principal() -> Principal:
-    return await authenticate(services(), bearer_token(request.headers.get("Authorization")))
+    principal = await authenticate(services(), bearer_token(request.headers.get("Authorization")))
+    check_scope(principal, request.endpoint, request.method)
+    return principal
 
 
 async def current_user() -> UserRecord:

@@ -209,6 +209,8 @@ def field_schema(spec: FieldSpec) -> Schema:
         schema = {"type": "boolean"}
     elif spec.kind == "choice":
         schema = ref(ENUMS[spec.options]) if spec.options in ENUMS else {"enum": list(spec.options)}
+    elif spec.kind == "choices":
+        schema = {"type": "array", "items": {"enum": list(spec.options)}, "uniqueItems": True}
     else:
         schema = string(format="date-time", description=TIMESTAMP_INPUT)
     return {**schema, "description": spec.description} if spec.description else schema

@@ -7,12 +7,13 @@ from typing import Any
 from quart import Blueprint
 
 from webmacs.http.bodies import USER_CREATE, USER_UPDATE
-from webmacs.http.context import services
+from webmacs.http.context import services, tree
 from webmacs.http.errors import ApiError, not_found
 from webmacs.http.guards import ADMIN_REQUIRED, current_admin, current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import json_response, page_body, success, user_json
 from webmacs.http.routing import route
+from webmacs.roles import Role
 from webmacs.storage.records import UserChanges
 from webmacs.validation import is_public_id, read_body
 
@@ -65,6 +66,8 @@ async def update_user(public_id: str) -> Any:
     )
     if not is_public_id(public_id) or not await svc.repos.users.update(public_id, changes):
         raise not_found("User", public_id)
+    if admin is not None:  # a demoted user's sockets here close at once (elsewhere: the watcher)
+        tree().sockets.user_role_is(public_id, Role.of_admin_flag(admin))
     return success("User successfully updated.")
 
 
@@ -73,4 +76,5 @@ async def delete_user(public_id: str) -> Any:
     await current_admin()
     if not is_public_id(public_id) or not await services().repos.users.delete(public_id):
         raise not_found("User", public_id)
+    tree().sockets.user_deleted(public_id)
     return success("User successfully deleted.")

@@ -4,12 +4,14 @@ connection to its actor (a controller session or a subscriber) in the actor tree
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 from quart import Blueprint, websocket
 
 from webmacs.actors.controller_session import run_controller_session
+from webmacs.actors.credential_watch import run_closable
 from webmacs.actors.hub import StreamFilter
 from webmacs.actors.messages import Ticket
 from webmacs.actors.ports import Activity, ConnectionClosed
@@ -18,11 +20,12 @@ from webmacs.commands import controller_identity
 from webmacs.frame_ids import FrameTag, controller_id_error
 from webmacs.http.context import services, tree
 from webmacs.http.errors import ApiError, error_response, validation_response
-from webmacs.http.guards import Principal, authenticate, bearer_token
+from webmacs.http.guards import Principal, authenticate, bearer_token, check_scope
 from webmacs.http.responses import json_response
 from webmacs.http.session_cookie import SESSION_COOKIE
 from webmacs.http.ws_activity import ABORT_KEY, DIRECT_KEY, SCOPE_KEY, DirectSender
 from webmacs.http.ws_compression import COMPRESS_MIN_BYTES
+from webmacs.roles import Role
 from webmacs.services import Services
 from webmacs.settings import Settings
 from webmacs.storage.records import NewReading
@@ -105,7 +108,26 @@ async def _admit(svc: Services, *, telemetry: bool) -> Principal | None:
             if websocket.headers.get("Origin") is not None and not _origin_ok(svc.settings):
                 raise ApiError(403, ORIGIN_REFUSED)  # a foreign page inside the trusted network
             return None
-    return await authenticate(svc, token)
+    principal = await authenticate(svc, token)
+    check_scope(principal, websocket.endpoint, "GET")
+    return principal
+
+
+async def _run_guarded(principal: Principal | None, needs: Role, session: Callable[[], Awaitable[None]],
+                       kind: str) -> None:
+    """Run the connection actor; an authenticated one is closed with 1008 when its credential
+    stops qualifying (revoked, owner deleted or demoted: webmacs.actors.credential_watch)."""
+    actors = tree()
+    if principal is None:
+        await actors.run_connection(session, kind)
+        return
+    port = QuartPort()
+
+    async def guarded() -> None:
+        await run_closable(actors.sockets, principal.user.public_id, principal.api_token,
+                           principal.role, needs, session, port.close)
+
+    await actors.run_connection(guarded, kind)
 
 
 def _activity() -> Activity:
@@ -151,7 +173,7 @@ async def controller_telemetry() -> Any:
             commands=lambda: actors.commander.open_session(identity),
         )
 
-    await actors.run_connection(session, "controller")
+    await _run_guarded(principal, Role.OPERATOR, session, "controller")
     return None
 
 
@@ -159,7 +181,7 @@ async def controller_telemetry() -> Any:
 async def datapoint_stream() -> Any:
     svc, actors = services(), tree()
     try:
-        await _admit(svc, telemetry=False)
+        principal = await _admit(svc, telemetry=False)
     except ApiError as exc:
         return error_response(exc)  # plain HTTP, no upgrade: never accept-then-close (§5.1)
     if actors.shutting_down.is_set():
@@ -176,5 +198,5 @@ async def datapoint_stream() -> Any:
         await run_subscriber(QuartPort(), sub, actors.hub_sender, activity,
                              svc.settings.ws_heartbeat_interval, actors.shutting_down, actors.pacer)
 
-    await actors.run_connection(subscriber, "subscriber")
+    await _run_guarded(principal, Role.VIEWER, subscriber, "subscriber")
     return None

@@ -9,6 +9,7 @@ from webmacs.storage import migrate
 from webmacs.storage.auth_cache import CachedTokenRepository, CachedUserRepository
 from webmacs.storage.database import Database
 from webmacs.storage.protocols import (
+    ApiTokenRepository,
     CommandRepository,
     DatapointRepository,
     EventRepository,
@@ -18,6 +19,7 @@ from webmacs.storage.protocols import (
     TokenRepository,
     UserRepository,
 )
+from webmacs.storage.sql.api_tokens import CachedApiTokenRepository
 from webmacs.storage.sql.commands import SqlCommandRepository
 from webmacs.storage.sql.datapoints import SqlDatapointRepository
 from webmacs.storage.sql.events import SqlEventRepository
@@ -43,6 +45,7 @@ class Repositories:
     logs: LogRepository
     frames: IngestFrameRepository
     commands: CommandRepository
+    api_tokens: ApiTokenRepository
 
 
 def build_repositories(db: Database, backend: str = "") -> Repositories:
@@ -57,6 +60,7 @@ def build_repositories(db: Database, backend: str = "") -> Repositories:
         logs=SqlLogRepository(db),
         frames=SqlIngestFrameRepository(db),
         commands=SqlCommandRepository(db),
+        api_tokens=CachedApiTokenRepository(db),
     )
 
 

@@ -6,7 +6,7 @@ Every method is async and runs its SQL in a worker thread; implementations live 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -15,6 +15,7 @@ import trio
 from webmacs.commands import Candidate, CommandRecord
 from webmacs.frame_ids import FrameSpans, StoreOutcome
 from webmacs.storage.records import (
+    ApiTokenRecord,
     DatapointFilter,
     DatapointRecord,
     EventFields,
@@ -22,6 +23,7 @@ from webmacs.storage.records import (
     ExperimentRecord,
     LogEntryRecord,
     NewReading,
+    OpenSocketCredential,
     Page,
     UserChanges,
     UserRecord,
@@ -57,6 +59,17 @@ class TokenRepository(Protocol):
     async def revoke(self, jti: str, expires_at: datetime) -> None: ...
     async def is_revoked(self, jti: str) -> bool: ...
     async def prune(self, now: datetime) -> int: ...
+
+
+class ApiTokenRepository(Protocol):
+    async def create(self, owner_public_id: str, name: str, role: str, scopes: frozenset[str],
+                     expires_at: datetime | None, secret: str) -> ApiTokenRecord | None: ...
+    async def page(self, offset: int, limit: int, owner_public_id: str | None) -> Page[ApiTokenRecord]: ...
+    async def get(self, public_id: str) -> ApiTokenRecord | None: ...
+    async def find(self, secret: str) -> ApiTokenRecord | None: ...
+    async def delete(self, public_id: str) -> bool: ...
+    async def touch(self, used: Mapping[str, datetime]) -> None: ...
+    async def credentials(self, public_ids: Collection[str]) -> dict[str, OpenSocketCredential]: ...
 
 
 class EventRepository(Protocol):

@@ -131,3 +131,30 @@ class IngestResult:
     @property
     def accepted(self) -> int:
         return len(self.stored) if self.first_accepted is None else self.first_accepted
+
+
+@attrs.frozen
+class ApiTokenRecord:
+    """An API token as listed (never its secret or hash); ``owner_*`` name its user."""
+
+    public_id: str
+    name: str
+    role: str
+    scopes: frozenset[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    owner_public_id: str
+    owner_email: str
+
+
+@attrs.frozen
+class OpenSocketCredential:
+    """What the credential watcher reads for an API token behind an open socket: its role and
+    expiry, and its owner's current role (``None``: the token or its owner is gone)."""
+
+    public_id: str
+    role: str
+    expires_at: datetime | None
+    owner_public_id: str
+    owner_admin: bool

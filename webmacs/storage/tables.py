@@ -220,8 +220,28 @@ commands = sa.Table(
     sa.Index("ix_commands_expires", "expires_at"),
 )
 
+# API tokens (contract §8): a credential of one user for controllers and scripts, at most its
+# owner's role. Only the secret's SHA-256 is kept (webmacs/api_tokens.py says why that suffices).
+# Revoking deletes the row: nothing refers to a token, and a missing row is exactly "unknown".
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("public_id", PublicId, nullable=False, unique=True),
+    sa.Column("user_id", BigId, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("scopes", sa.String(200), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Index("uq_api_tokens_secret_hash", "secret_hash", unique=True),
+    sa.Index("ix_api_tokens_user", "user_id", "id"),
+)
+
 ALL_TABLES = (
-    commands, ingest_frames, revoked_tokens, log_entries, datapoint_seconds, datapoint_counts,
+    api_tokens, commands, ingest_frames, revoked_tokens, log_entries, datapoint_seconds, datapoint_counts,
     datapoints, experiments, events, users,
 )
 
