@@ -21,6 +21,7 @@ from typing import Any
 from conftest import ADMIN_PASSWORD
 from test_websockets import STREAM, TELEMETRY, Server, recv_json, rejected, running_server
 
+from webmacs.api_tokens import new_secret
 from webmacs.http.app import create_app
 
 API = "/api/v1"
@@ -140,6 +141,14 @@ async def _rename_experiment(w: World) -> Call:
     return Call({"public_id": await w.experiment()}, {"name": f"exp-{uuid.uuid4().hex[:8]}"})
 
 
+async def _users_token(w: World) -> Call:
+    """A token of the ordinary user (its owner may revoke it, and so may admins)."""
+    record = await w.server.running.services.repos.api_tokens.create(
+        w.user_id, "matrix", "operator", frozenset(), None, new_secret())
+    assert record is not None
+    return Call({"public_id": record.public_id})
+
+
 LOG = {"content": "note", "logging_type": "info"}
 LOG_ROWS: dict[tuple[str, str], Row] = {
     ("", "GET"): Row(Access.USER, 200, fixed()),
@@ -187,6 +196,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     (f"{API}/datapoints/<datapoint_id:public_id>", "GET"): Row(Access.USER, 200, with_id(World.datapoint)),
     (f"{API}/datapoints/<datapoint_id:public_id>", "DELETE"): Row(
         Access.USER, 200, with_id(World.datapoint)),
+    (f"{API}/tokens", "GET"): Row(Access.USER, 200, fixed()),
+    (f"{API}/tokens", "POST"): Row(Access.USER, 201, fixed({"name": "matrix"})),
+    (f"{API}/tokens/<public_id>", "DELETE"): Row(Access.USER, 204, _users_token),
     **{(f"{API}/{base}{suffix}", method): row
        for base in ("logging", "logs") for (suffix, method), row in LOG_ROWS.items()},
 }

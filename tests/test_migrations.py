@@ -173,6 +173,25 @@ def seed(conn: sa.Connection) -> None:
              "ts": T0 + timedelta(seconds=offset), "event": event, "exp": exp})
 
 
+def tokens_follow_their_owner(conn: sa.Connection) -> tuple[int, int]:
+    """0007: a token of an existing user is stored; deleting the user deletes it (tokens before
+    and after the delete)."""
+    ts = sa.bindparam("ts", type_=UTCDateTime())
+    conn.execute(sa.text(
+        "INSERT INTO users (id, public_id, email, username, password_hash, admin, registered_on) "
+        "VALUES (5, :pid, 'ctl@lab.local', 'ctl', 'x', false, :ts)").bindparams(ts),
+        {"pid": str(uuid.uuid4()), "ts": T0})
+    conn.execute(sa.text(
+        "INSERT INTO api_tokens (public_id, user_id, name, role, scopes, secret_hash, created_at) "
+        "VALUES (:pid, 5, 'ctl', 'operator', 'telemetry', :hash, :ts)").bindparams(ts),
+        {"pid": str(uuid.uuid4()).replace("-", "") if conn.dialect.name == "sqlite" else str(uuid.uuid4()),
+         "hash": "0" * 64, "ts": T0})
+    count = sa.text("SELECT count(*) FROM api_tokens")
+    before = int(conn.execute(count).scalar_one())
+    conn.execute(sa.text("DELETE FROM users WHERE id = 5"))
+    return before, int(conn.execute(count).scalar_one())
+
+
 READINGS = [  # (event id, experiment id, seconds after T0, value)
     (1, None, 0.1, 5.0), (1, None, 0.7, -2.0), (1, 7, 0.7, 9.0), (1, 7, 1.25, 3.5),
     (1, 7, 3.999999, 1.0), (2, 7, 0.0, 0.5), (2, None, 2.5, 42.0), (2, None, 2.0, 41.0),
@@ -222,6 +241,8 @@ def test_each_revision_upgrades_a_database_made_by_the_previous_one(db: Database
         assert counts_of(db) == expected_counts()
     if revision == "0003_datapoint_seconds":
         assert seconds_of(db) == expected_seconds()
+    if revision == "0007_api_tokens":
+        assert db.write_sync(tokens_follow_their_owner) == (1, 0)
     upgrade_to(db, "head")
     assert differences(db) == []
 

@@ -106,6 +106,8 @@ def violations(schema: dict[str, Any], value: Any, at: str = "$") -> list[str]:
         for key, sub in schema.get("properties", {}).items():
             if key in value:
                 errors += violations(sub, value[key], f"{at}.{key}")
+    if isinstance(value, list) and schema.get("uniqueItems") and len({repr(v) for v in value}) < len(value):
+        errors.append(f"{at}: {value!r} has duplicates")
     if isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
             errors += violations(schema["items"], item, f"{at}[{i}]")
@@ -469,6 +471,10 @@ def probes(spec: FieldSpec) -> list[Any]:
         return [1.5, -3, 1e308, "1", True, None]
     if spec.kind == "boolean":
         return [True, False, 1, "true", None]
+    if spec.kind == "timestamp":
+        return ["2027-01-01T00:00:00Z", "2027-01-01T00:00:00", "soon", 5, None]
+    if spec.kind == "choices":
+        return [list(spec.options), [], ["nope"], [*spec.options, *spec.options], spec.options[0], [1], None]
     assert spec.kind == "choice"
     return [*spec.options, "nope", 1, None]
 
@@ -511,9 +517,10 @@ def test_cross_field_rules_are_quoted_in_the_422s() -> None:
 
 
 def test_websocket_text_says_what_the_server_does() -> None:
-    """Credential refusals are 401, a foreign Origin with the cookie 403, and 1008 is never sent
-    (tests/test_websockets.py and tests/test_ws_cookie.py check the server)."""
+    """Credential refusals are 401, a foreign Origin with the cookie 403, and 1008 only for a
+    credential that stops qualifying on an open socket (tests/test_websockets.py,
+    tests/test_ws_cookie.py and tests/test_api_tokens.py check the server)."""
     description = DOC["info"]["description"]
     assert "plain HTTP 401" in description and "403 `Origin not allowed.`" in description
     assert "401 (or 403)" not in description
-    assert "1008 is not used" in description
+    assert "1008 credential no longer valid" in description

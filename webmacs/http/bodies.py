@@ -6,7 +6,7 @@ from webmacs.fieldspec import BodySpec, FieldSpec
 from webmacs.http.errors import RANGE_ERROR
 from webmacs.roles import SCOPES, Role
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
-from webmacs.validation import PASSWORD_MAX_BYTES
+from webmacs.validation import PASSWORD_MAX_BYTES, TIMESTAMP_MSG
 from webmacs.validation import PASSWORD_TOO_LONG as PASSWORD_MSG
 
 ROLE_NAMES = tuple(r.label for r in Role)
@@ -80,7 +80,7 @@ TOKEN_CREATE = BodySpec(
                            "read events only. Default: none (everything its role allows)."),
      FieldSpec("expires_at", "timestamp", description="Must be in the future. Default: never.")),
     ("name",),
-    rules=(EXPIRES_IN_PAST,),
+    rules=(EXPIRES_IN_PAST, TIMESTAMP_MSG),
     example={"name": "reactor controller", "role": "operator", "scopes": ["telemetry"],
              "expires_at": "2027-01-01T00:00:00Z"})
 

@@ -13,10 +13,11 @@ import functools
 import re
 from typing import Any
 
+from webmacs.api_tokens import SCOPE_REFUSED
 from webmacs.csv_export import HEADER as CSV_HEADER
 from webmacs.fieldspec import BodySpec, FieldSpec
 from webmacs.http.auth import INVALID_LOGIN
-from webmacs.http.bodies import BODIES
+from webmacs.http.bodies import BODIES, ROLE_NAMES
 from webmacs.http.datapoints import (
     DEFAULT_SERIES_POINTS,
     MAX_SERIES_EVENTS,
@@ -27,8 +28,10 @@ from webmacs.http.datapoints import (
 )
 from webmacs.http.guards import ADMIN_REQUIRED, AUTH_REQUIRED, INVALID_TOKEN, REVOKED, USER_NOT_FOUND
 from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
+from webmacs.http.tokens import ROLE_ABOVE_OWN, TOKENS_NEED_LOGIN
 from webmacs.login_throttle import TOO_MANY_LOGINS
 from webmacs.readings import EVENT_NOT_FOUND, VALUE_INVALID
+from webmacs.roles import SCOPES
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
 from webmacs.validation import (
     DECIMAL_PATTERN,
@@ -91,8 +94,8 @@ an invalid id is refused before the upgrade with 422.
 Optional filters: `event_public_id` (repeatable) and `experiment_public_id`.
 - The server pings every `WS_HEARTBEAT_INTERVAL` seconds; a peer silent for two intervals is closed (1011). \
 Close codes: 1000 normal end, 1001 shutdown, 1009 frame too big, \
-1011 heartbeat timeout or internal error, 1013 stuck subscriber. 1008 is not used: an open connection \
-keeps running after its token is revoked or its user deleted.
+1008 credential no longer valid (API token revoked or expired, user deleted or demoted), \
+1011 heartbeat timeout or internal error, 1013 stuck subscriber.
 """
 
 TAGS = [
@@ -104,6 +107,7 @@ TAGS = [
      "description": "Readings: single, batch, filtered pages, latest per event (§4.4)."},
     {"name": "logging", "description": "The operators' journal, newest first (§4.5). "
                                        "`/api/v1/logs` is a deprecated alias."},
+    {"name": "tokens", "description": "API tokens for controllers and scripts (§8)."},
     {"name": "system", "description": "Health probe and this API description (§4.6). Public."},
 ]
 
@@ -287,6 +291,20 @@ def _schemas() -> dict[str, Schema]:
              "max_value": {"type": "number"}, "unit": string(), "type": ref("EventType"),
              "user_public_id": {**nullable_id, "description": "The creator, or null."}},
             ("public_id", "name", "min_value", "max_value", "unit", "type", "user_public_id")),
+        "ApiTokenResponse": obj(
+            {"public_id": ref("PublicId"), "name": string(), "role": enum(ROLE_NAMES, "At most the "
+                                                                          "owner's role at creation."),
+             "scopes": {"type": "array", "items": {"enum": sorted(SCOPES)}},
+             "created_at": ref("Timestamp"), "expires_at": nullable(ref("Timestamp")),
+             "last_used_at": {**nullable(ref("Timestamp")),
+                              "description": "Written in batches: up to a few seconds behind."},
+             "owner_public_id": ref("PublicId"), "owner_email": string()},
+            ("public_id", "name", "role", "scopes", "created_at", "expires_at", "last_used_at",
+             "owner_public_id", "owner_email")),
+        "ApiTokenCreated": {"allOf": [ref("ApiTokenResponse"), obj(
+            {"token": string(46, pattern="^wm_[A-Za-z0-9_-]{43,}$",
+                             description="The secret: shown here once, stored only as a hash.")},
+            ("token",))]},
         "ExperimentResponse": obj(
             {"public_id": ref("PublicId"), "name": string(), "started_on": ref("Timestamp"),
              "stopped_on": {**nullable(ref("Timestamp")), "description": "null while running."},
@@ -644,6 +662,28 @@ def _datapoint_paths() -> dict[str, Schema]:
     }
 
 
+def _token_paths() -> dict[str, Schema]:
+    forbidden = detail_error("Not allowed for this caller.", {"type": "string", "enum": [
+        ROLE_ABOVE_OWN, TOKENS_NEED_LOGIN, SCOPE_REFUSED]})
+    return {
+        f"{API}/tokens": {
+            "get": op("listApiTokens", "tokens", "List API tokens",
+                      {"200": json_ok("One page, newest first.", page_of("ApiTokenResponse"))},
+                      params=PAGING, description="Your own; admins see everyone's. Never the secrets."),
+            "post": op("createApiToken", "tokens", "Create an API token",
+                       {"201": json_ok("The token, with its secret (shown only here).",
+                                       ref("ApiTokenCreated")), "403": forbidden},
+                       body="ApiTokenCreate",
+                       description="For yourself, with a login token. Use the secret as `Authorization: "
+                                   "Bearer wm_…` or, on the WebSockets, `?token=wm_…`."),
+        },
+        f"{API}/tokens/{{public_id}}": {"delete": op(
+            "revokeApiToken", "tokens", "Revoke an API token",
+            {"204": {"description": "Revoked. Its open WebSockets close with 1008."}}, errors="404",
+            params=ID, description="Your own; admins any. Another user's token answers 404.")},
+    }
+
+
 def _system_paths() -> dict[str, Schema]:
     health = ref("Health")
     return {
@@ -693,6 +733,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         **_datapoint_paths(),
         **logging,
         **alias(logging, f"{API}/logging", f"{API}/logs", "ViaLogs"),
+        **_token_paths(),
         **_system_paths(),
     }
     return {
