@@ -10,8 +10,10 @@ lookup one indexed equality, with no per-user salt to find first.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from webmacs.roles import TELEMETRY_SCOPE
 
@@ -58,6 +60,20 @@ def parse_scopes(text: str) -> frozenset[str]:
 
 def format_scopes(scopes: frozenset[str]) -> str:
     return " ".join(sorted(scopes))
+
+
+_DURATION = re.compile(r"([1-9][0-9]{0,4})([hdw])")
+_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_lifetime(text: str, now: datetime,
+                   parse_timestamp: Callable[[str], datetime | None]) -> datetime | None:
+    """``30d``/``12h``/``2w`` from ``now``, or an ISO 8601 timestamp with an offset; None if
+    neither (the CLI's ``--expires``)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is not None:
+        return now + int(match.group(1)) * _UNIT[match.group(2)]
+    return parse_timestamp(text)
 
 
 class UsageBatch:

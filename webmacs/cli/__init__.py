@@ -15,6 +15,7 @@ from webmacs.cli.common import CliError
 from webmacs.cli.db import db
 from webmacs.cli.serve import serve
 from webmacs.cli.simulate import simulate
+from webmacs.cli.tokens import tokens
 from webmacs.cli.transfer import export, import_
 from webmacs.cli.users import users
 
@@ -31,6 +32,7 @@ app.add_command(users)
 app.add_command(export)
 app.add_command(import_)
 app.add_command(db)
+app.add_command(tokens)
 
 
 def main(argv: list[str] | None = None) -> int:
