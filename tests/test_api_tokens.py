@@ -266,3 +266,30 @@ async def test_deleting_or_demoting_the_owner_closes_its_sockets(
         with pytest.raises(trio_websocket.HandshakeError):
             async with server.ws(TELEMETRY, op_token["token"]):
                 pass
+
+
+async def test_the_simulator_runs_on_a_telemetry_token_and_stops_when_it_is_revoked(
+    live_server: Any, database_url: str
+) -> None:
+    """``webmacs simulate --token``: a controller on an API token instead of a password."""
+    import httpx
+    from test_simulator import sim_config, total
+
+    from webmacs.simulator.client import Simulation, SimulatorError
+
+    first = Simulation(sim_config(live_server.base_url, controllers=1, duration=0.5))
+    await first.run()  # creates its events with the admin's login
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as http:
+        login = (await http.post("/api/v1/auth/login", json={
+            "email": "admin@webmacs.io", "password": "admin123"})).json()["access_token"]
+        created = (await http.post(TOKENS, headers=bearer(login),
+                                   json={"name": "sim", "scopes": ["telemetry"]})).json()
+        sim = Simulation(sim_config(live_server.base_url, controllers=1, duration=1.0,
+                                    password="wrong", token=created["token"]))
+        await sim.run()
+        assert total(sim).acked > 0 and total(sim).unacked == 0
+        revoked = await http.delete(f"{TOKENS}/{created['public_id']}", headers=bearer(login))
+        assert revoked.status_code == 204
+    with pytest.raises(SimulatorError, match=r"cannot list events: Invalid or expired token\."):
+        await Simulation(sim_config(live_server.base_url, controllers=1, duration=1.0,
+                                    token=created["token"])).run()

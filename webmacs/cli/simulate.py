@@ -29,6 +29,9 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Login email (env WEBMACS_EMAIL).")
 @click.option("--password", envvar="WEBMACS_PASSWORD", default="admin123",
               show_default="the development admin's", help="Login password (env WEBMACS_PASSWORD).")
+@click.option("--token", envvar="WEBMACS_TOKEN",
+              help="An API token (wm_…, env WEBMACS_TOKEN) instead of --email/--password; with "
+                   "scope telemetry its events must exist already.")
 @click.option("--controllers", type=click.IntRange(1, 1000), default=3, show_default=True,
               help="Controllers, one WebSocket each.")
 @click.option("--rate", type=click.FloatRange(0, 1000, min_open=True), default=10.0, show_default=True,
@@ -45,7 +48,7 @@ def _base_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="Lowest level logged (on stderr).")
-def simulate(url: str, email: str, password: str, controllers: int, rate: float,
+def simulate(url: str, email: str, password: str, token: str | None, controllers: int, rate: float,
              duration: float | None, batch_window: float, events_per_controller: int,
              name_prefix: str, id_prefix: str | None, log_level: str) -> int:
     """Stream demo signals from N controllers over WebSockets (with seq, acks and resends).
@@ -61,7 +64,8 @@ def simulate(url: str, email: str, password: str, controllers: int, rate: float,
                         format="%(asctime)s %(levelname)s %(message)s")
     for noisy in ("httpx", "httpcore", "trio-websocket"):  # their DEBUG lines show the token
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    config = SimConfig(url=url, email=email, password=password, controllers=controllers, rate=rate,
+    config = SimConfig(url=url, email=email, password=password, token=token or None,
+                       controllers=controllers, rate=rate,
                        duration=duration, batch_window=batch_window,
                        events_per_controller=events_per_controller, name_prefix=name_prefix,
                        id_prefix=id_prefix or default_id_prefix())

@@ -60,6 +60,7 @@ class SimConfig:
     url: str = "http://127.0.0.1:8000"
     email: str = "admin@webmacs.io"
     password: str = "admin123"
+    token: str | None = None  # an API token (wm_…) instead of email and password
     controllers: int = 3
     rate: float = 10.0  # readings per second per event
     duration: float | None = None  # None: until stopped
@@ -89,10 +90,13 @@ def _detail(resp: httpx.Response) -> str:
 
 
 class Auth:
-    """The token, renewed on demand (a 401 at a handshake: logged out, password changed)."""
+    """The token, renewed on demand (a 401 at a handshake: logged out, password changed). An API
+    token given up front is used as it is; refused, it cannot be renewed: the run stops."""
 
-    def __init__(self, http: httpx.AsyncClient, email: str, password: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, email: str, password: str,
+                 api_token: str | None = None) -> None:
         self._http, self._email, self._password = http, email, password
+        self._api_token = api_token
         self.token = ""
         self._lock = trio.Lock()
 
@@ -103,6 +107,10 @@ class Auth:
             return self.token
 
     async def _login(self) -> str:
+        if self._api_token is not None:
+            if self.token:
+                raise SimulatorError("the API token was refused (revoked or expired)")
+            return self._api_token
         try:
             resp = await self._http.post(
                 "/api/v1/auth/login", json={"email": self._email, "password": self._password})
@@ -300,7 +308,7 @@ class Simulation:
         from a controller) for a refusal: login, events, handshake."""
         config, stop = self.config, stop if stop is not None else trio.Event()
         async with httpx.AsyncClient(base_url=config.url, timeout=10) as http:
-            auth = Auth(http, config.email, config.password)
+            auth = Auth(http, config.email, config.password, config.token)
             await auth.login()
             for k in range(1, config.controllers + 1):
                 specs = controller_events(k, config.events_per_controller, config.name_prefix)
