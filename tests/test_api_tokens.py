@@ -213,6 +213,8 @@ async def test_websockets_take_the_token_and_close_with_1008_on_revocation(
             server.ws(TELEMETRY, headers=bearer(plain["token"])))
         stream = await stack.enter_async_context(server.ws(STREAM, plain["token"]))
         assert await recv_json(stream) == CONNECTED
+        bearer_stream = await stack.enter_async_context(server.ws(STREAM, headers=bearer(plain["token"])))
+        assert await recv_json(bearer_stream) == CONNECTED
         await tele.send_message('{"seq": 1, "datapoints": []}')
         assert (await recv_json(tele))["type"] == "ack"
         assert (await server.http.delete(f"{TOKENS}/{scoped['public_id']}",
@@ -222,6 +224,7 @@ async def test_websockets_take_the_token_and_close_with_1008_on_revocation(
                                          headers=server.headers)).status_code == 204
         assert await _closed_within(stream, 0.2) == 1008
         assert await _closed_within(bearer_tele, 0.2) == 1008
+        assert await _closed_within(bearer_stream, 0.2) == 1008
         await rejected(server, TELEMETRY, plain["token"])
 
 
