@@ -17,6 +17,7 @@ from webmacs.http.access_log import MarkResponseEnd
 from webmacs.http.context import EXTENSION_KEY, TREE_KEY
 from webmacs.http.errors import install_error_handlers
 from webmacs.http.routing import PublicIdConverter
+from webmacs.http.web import bp as web_bp
 from webmacs.http.ws_connection import DrainingWebsocketConnection
 from webmacs.services import Services
 
@@ -36,6 +37,7 @@ def create_app(svc: Services, tree: ActorTree) -> QuartTrio:
     for bp in (health.bp, auth.bp, users.bp, events.bp, experiments.bp, datapoints.bp,
                logging.bp, logging.alias_bp, websockets.bp):
         app.register_blueprint(bp)
+    app.register_blueprint(web_bp)  # the live page at / (webmacs/web/static)
     install_error_handlers(app)
     install_cors(app, frozenset(svc.settings.cors_origins))
     app.asgi_app = MarkResponseEnd(app.asgi_app)  # type: ignore[assignment,arg-type]
