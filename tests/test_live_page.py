@@ -426,8 +426,19 @@ def test_series_buffer_and_reconnect_policy_in_the_browser(
             p.opened(2000);
             const stable = p.closed(9000);        // up 7 s: a fresh start
             const low = new ReconnectPolicy({ baseMs: 100, random: () => 0 }).closed(0);
+            const { Pacer } = await import('/ui/charts.js');
+            const pacer = new Pacer({ frameMs: 10, maxGapMs: 40, calm: 3 });
+            const slots = [];
+            const at = (t, continuing = true) => slots.push([t, pacer.frame(t, continuing), pacer.gapMs]);
+            at(0, false); at(10); at(20);         // on time: everything, every frame
+            at(100, false);                       // after idleness: not late
+            at(130);                              // late: one chart per 10 ms
+            at(160);                              // late again: per 20 ms
+            at(170); at(180); at(190);            // on time: a slot per 20 ms; calm after 3: per 10
+            at(200); at(210); at(220);            // per 10 ms, then calm again: everything
+            at(300); at(400); at(500);            // late, late, late: capped at 40 ms
             return { afterInsert, capped, aged, merged: Array.from(m.view()[0]), closes, flap, stable,
-                     low, ts: epochSeconds('2026-02-10T20:44:08.123456+00:00') };
+                     low, slots, ts: epochSeconds('2026-02-10T20:44:08.123456+00:00') };
         }""")
     finally:
         context.close()
@@ -442,3 +453,8 @@ def test_series_buffer_and_reconnect_policy_in_the_browser(
     assert (result["stable"]["state"], result["stable"]["delayMs"]) == ("reconnecting", 100)
     assert result["low"]["delayMs"] == 50  # equal jitter: never below half the step
     assert result["ts"] == pytest.approx(1770756248.123)
+    inf = float("inf")
+    assert result["slots"] == [
+        [0, inf, 0], [10, inf, 0], [20, inf, 0], [100, inf, 0], [130, 1, 10], [160, 1, 20],
+        [170, 0, 20], [180, 1, 20], [190, 1, 10], [200, 1, 10], [210, 1, 10], [220, inf, 0],
+        [300, 1, 10], [400, 1, 20], [500, 1, 40]]

@@ -386,7 +386,8 @@ window.webmacsDebug = Object.freeze({
   state: () => stream?.state ?? "offline",
   chartPoints: (id) => board?.pointsOf(id) ?? null,
   latest: (id) => tiles.get(id)?.latest ?? null,
-  frames: () => board?.frames ?? 0,
+  draws: () => board?.draws ?? 0,
+  pacing: () => board?.pacer.gapMs ?? 0, // ms between chart draws when the machine is slow; 0: every frame
   dropped: () => stream?.dropped ?? 0,
 });
 

@@ -8,6 +8,40 @@ import { Series } from "./series.js";
 const PALETTE = ["#2f80ed", "#eb5757", "#27ae60", "#f2994a", "#9b51e0", "#00a3a3", "#d4a017", "#e0529c"];
 const HEIGHT = 180;
 
+// How many charts to draw in this animation frame. All that changed, while frames come on time;
+// when they come late (the machine cannot draw that much: a slow CPU, software rendering, a busy
+// core), one chart per slot of `gapMs`, the slot doubling per late frame and halving after a
+// run of on-time ones. The page then stays responsive and each chart is redrawn as often as the
+// machine allows, in turn. Pure: fed the frames' timestamps.
+export class Pacer {
+  constructor({ frameMs = 1000 / 60, maxGapMs = 250, calm = 60 } = {}) {
+    Object.assign(this, { frameMs, maxGapMs, calm });
+    this.gapMs = 0;
+    this.last = null;
+    this.lastSlot = -Infinity;
+    this.onTime = 0;
+  }
+
+  // `continuing`: this frame directly follows one that had work left (so a long gap is lateness,
+  // not idleness). Returns how many charts may be drawn now.
+  frame(now, continuing) {
+    if (continuing && this.last !== null) {
+      if (now - this.last > 1.5 * this.frameMs) {
+        this.gapMs = Math.min(this.maxGapMs, Math.max(this.frameMs, this.gapMs * 2));
+        this.onTime = 0;
+      } else if (this.gapMs > 0 && ++this.onTime >= this.calm) {
+        this.gapMs = this.gapMs / 2 < this.frameMs ? 0 : this.gapMs / 2;
+        this.onTime = 0;
+      }
+    }
+    this.last = now;
+    if (this.gapMs === 0) return Infinity;
+    if (now - this.lastSlot < this.gapMs - 1) return 0;
+    this.lastSlot = now;
+    return 1;
+  }
+}
+
 export class Board {
   constructor(container, { capacity = 5000, maxAgeS = 600, onFrame = () => {} } = {}) {
     this.container = container;
@@ -16,7 +50,10 @@ export class Board {
     this.onFrame = onFrame; // DOM work that should also happen once per frame (the tiles)
     this.charts = new Map(); // event id → {event, series, plot, figure, dirty, color}
     this.frameRequested = false;
-    this.frames = 0; // frames that drew something (for the bench and tests)
+    this.continuing = false; // the last frame left work: the next one follows it directly
+    this.next = 0; // the chart the next frame starts with (round robin)
+    this.pacer = new Pacer();
+    this.draws = 0; // charts drawn so far (for the bench and tests)
     this.resize = new ResizeObserver((entries) => {
       for (const entry of entries) {
         const chart = [...this.charts.values()].find((c) => c.figure === entry.target);
@@ -98,17 +135,24 @@ export class Board {
     requestAnimationFrame(this.frame);
   }
 
-  frame() {
+  frame(now) {
     this.frameRequested = false;
-    let drew = false;
-    for (const chart of this.charts.values()) {
+    const charts = [...this.charts.values()];
+    const slots = this.pacer.frame(now, this.continuing);
+    let drawn = 0;
+    for (let k = 0; k < charts.length && drawn < slots; k++) {
+      const i = (this.next + k) % charts.length;
+      const chart = charts[i];
       if (!chart.dirty) continue;
       chart.dirty = false;
       chart.plot.setData(chart.series.view());
-      drew = true;
+      this.next = i + 1;
+      drawn++;
     }
     this.onFrame();
-    if (drew) this.frames++;
+    this.draws += drawn;
+    this.continuing = charts.some((c) => c.dirty);
+    if (this.continuing) this.request();
   }
 
   // Colours follow the page's light or dark scheme: rebuild the plots when it changes.
