@@ -172,6 +172,11 @@ def log_in(page: Any, base_url: str, password: str = ADMIN_PASSWORD) -> None:
     form.get_by_role("button", name="Log in").click()
 
 
+def wait_text(locator: Any, text: str) -> None:
+    locator.page.wait_for_function("([el, text]) => el.textContent === text",
+                                   arg=[locator.element_handle(), text], timeout=WAIT_MS)
+
+
 def wait_state(page: Any, state: str, timeout: int = WAIT_MS) -> None:
     page.wait_for_function("(s) => window.webmacsDebug.state() === s", arg=state, timeout=timeout)
 
@@ -215,7 +220,7 @@ def test_log_in_watch_a_value_switch_an_actuator_run_an_experiment(
         value = page.get_by_label(f"{sensor['name']} latest value")
         page.wait_for_function("(id) => window.webmacsDebug.chartPoints(id) >= 2",
                                arg=sensor["public_id"], timeout=WAIT_MS)
-        assert value.inner_text() == "22.25"
+        wait_text(value, "22.25")  # tiles repaint a few times a second
         tile = page.locator(f"article[data-event-id='{sensor['public_id']}']")
         assert "range 0 .. 100 °C" in tile.inner_text()
         chart = page.get_by_role("figure", name=f"Chart of {sensor['name']}")
@@ -353,7 +358,7 @@ def test_a_dropped_stream_reconnects_and_a_refused_one_falls_back_to_polling(
         assert resp.status_code == 201
         page.wait_for_function(f"(id) => ({latest})(id) === 7.5", arg=sensor["public_id"],
                                timeout=5000)  # polled every second
-        assert page.get_by_label(f"{sensor['name']} latest value").inner_text() == "7.5"
+        wait_text(page.get_by_label(f"{sensor['name']} latest value"), "7.5")
         page.screenshot(path=tmp_path / "polling.png")
 
         proxy.block_websockets = False

@@ -13,6 +13,7 @@ const EXPERIMENTS_PAGE = "/experiments?page=1&page_size=50"; // newest first: th
 const SLIDER_DEBOUNCE_MS = 300;
 const SLIDER_HOLD_MS = 1500; // live values do not move a slider the user has just touched
 const REFRESH_MS = 10000;
+const TILE_PAINT_MS = 200;
 
 const api = new Api({ onUnauthorized: (detail) => endSession(`Session ended: ${detail} Log in again.`) });
 const tiles = new Map(); // event id → {event, el, value, when, control, latest, shown}
@@ -21,6 +22,8 @@ let board = null;
 let stream = null;
 let refreshTimer = null;
 let eventsReload = null;
+let tilesDirty = false;
+let tilesPaintedAt = -Infinity;
 
 // ------------------------------------------------------------------ formatting
 
@@ -150,15 +153,25 @@ function ingest(datapoints, source) {
       tile.latest = d;
       tile.latestX = x;
       tile.dirty = true;
+      tilesDirty = true;
     }
     board.push(d.event_public_id, x, d.value);
   }
   board.request();
 }
 
-// Called once per animation frame by the board: text changes only where a value changed.
+// Called on each animation frame by the board, but repaints at most every TILE_PAINT_MS:
+// digits changing faster cannot be read, and repainting them costs the charts their frames.
+// Only tiles whose value changed are touched.
 function paintTiles() {
+  if (!tilesDirty) return;
   const now = performance.now();
+  if (now - tilesPaintedAt < TILE_PAINT_MS) {
+    board.request(); // come back in a later frame
+    return;
+  }
+  tilesPaintedAt = now;
+  tilesDirty = false;
   for (const tile of tiles.values()) {
     if (!tile.dirty) continue;
     tile.dirty = false;
@@ -222,6 +235,7 @@ async function loadEvents() {
       tile.latest = old.latest;
       tile.latestX = old.latestX;
       tile.dirty = Boolean(old.latest);
+      tilesDirty ||= tile.dirty;
       old.el.replaceWith(tile.el);
     } else {
       $("tiles").append(tile.el);
