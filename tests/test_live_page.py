@@ -26,6 +26,7 @@ import trio_websocket
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
 from test_browser_stream import browser  # noqa: F401 - the module's Chromium (skips without it)
 
+from webmacs.http.web import PAGE_POLICY
 from webmacs.web import STATIC_DIR
 
 API = "/api/v1"
@@ -42,7 +43,8 @@ async def test_page_and_files_are_served_with_their_types_and_caching(client: An
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
     assert resp.headers["Cache-Control"] == "no-cache"
-    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["Content-Security-Policy"] == PAGE_POLICY
+    assert "default-src 'self'" in PAGE_POLICY and "frame-ancestors 'none'" in PAGE_POLICY
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     page = await resp.get_data(as_text=True)
     assert '<form id="login-form"' in page
@@ -53,6 +55,8 @@ async def test_page_and_files_are_served_with_their_types_and_caching(client: An
         f"{UPLOT}/uPlot.iife.min.js": ("text/javascript; charset=utf-8", YEAR),
         f"{UPLOT}/uPlot.min.css": ("text/css; charset=utf-8", YEAR),
     }
+    resp = await client.get("/ui/index.html")  # the same page by its file name: the same policy
+    assert resp.headers["Content-Security-Policy"] == PAGE_POLICY
     for path, (content_type, cache) in expected.items():
         resp = await client.get(path)
         assert resp.status_code == 200, path

@@ -45,15 +45,15 @@ async def _send(name: str, cache_control: str) -> Any:
     response.headers["Cache-Control"] = cache_control
     response.headers.pop("Expires", None)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    if content_type.startswith("text/html"):
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
+        response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
 @bp.route("/", methods=["GET"])
 async def index() -> Any:
-    response = await _send("index.html", REVALIDATE)
-    response.headers["Content-Security-Policy"] = PAGE_POLICY
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return await _send("index.html", REVALIDATE)
 
 
 @bp.route("/ui/<path:filename>", methods=["GET"], merge_slashes=False)  # no redirect, a 404
