@@ -362,7 +362,7 @@ async function loadExperiments() {
 
 function experimentRow(x) {
   const running = x.stopped_on === null;
-  const actions = el("td", { className: "actions" });
+  const actions = el("div", { className: "actions" });
   if (running) {
     const stop = el("button", { type: "button", "aria-label": `Stop ${x.name}` }, "Stop");
     stop.addEventListener("click", async () => {
@@ -378,7 +378,8 @@ function experimentRow(x) {
   actions.append(csv);
   return el("tr", { className: running ? "running" : "", dataset: { experimentId: x.public_id } },
     el("td", {}, x.name), el("td", {}, formatTime(x.started_on)),
-    el("td", {}, running ? el("strong", {}, "running") : formatTime(x.stopped_on)), actions);
+    el("td", {}, running ? el("strong", {}, "running") : formatTime(x.stopped_on)),
+    el("td", {}, actions));
 }
 
 $("experiment-form").addEventListener("submit", async (e) => {
