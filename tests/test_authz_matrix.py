@@ -21,7 +21,6 @@ from typing import Any
 from conftest import ADMIN_PASSWORD
 from test_websockets import STREAM, TELEMETRY, Server, recv_json, rejected, running_server
 
-from webmacs.api_tokens import new_secret
 from webmacs.http.app import create_app
 
 API = "/api/v1"
@@ -49,6 +48,7 @@ class Row:
     access: Access
     ok: int  # what a permitted caller gets
     make: Make
+    slashed: bool = True  # REST paths answer with a trailing slash too (§2.1); the page's files do not
 
 
 class World:
@@ -141,12 +141,12 @@ async def _rename_experiment(w: World) -> Call:
     return Call({"public_id": await w.experiment()}, {"name": f"exp-{uuid.uuid4().hex[:8]}"})
 
 
-async def _users_token(w: World) -> Call:
-    """A token of the ordinary user (its owner may revoke it, and so may admins)."""
-    record = await w.server.running.services.repos.api_tokens.create(
-        w.user_id, "matrix", "operator", frozenset(), None, new_secret())
-    assert record is not None
-    return Call({"public_id": record.public_id})
+async def _no_token(_w: World) -> str:
+    return str(uuid.uuid4())  # whose it would be is tested in test_api_tokens.py
+
+
+async def _page_file(_w: World) -> Call:
+    return Call({"filename": "app.js"})
 
 
 LOG = {"content": "note", "logging_type": "info"}
@@ -164,6 +164,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("/docs", "GET"): Row(Access.PUBLIC, 200, fixed()),
     # Quart's default static route; webmacs ships no static folder, so nothing is behind it.
     ("/static/<path:filename>", "GET"): Row(Access.PUBLIC, 404, fixed()),
+    # The live page (webmacs/http/web.py): its files are public, its data comes from the API.
+    ("/", "GET"): Row(Access.PUBLIC, 200, fixed(), slashed=False),
+    ("/ui/<path:filename>", "GET"): Row(Access.PUBLIC, 200, _page_file, slashed=False),
     (f"{API}/metrics", "GET"): Row(Access.USER, 200, fixed()),
     ("/metrics", "GET"): Row(Access.ADMIN, 200, fixed()),  # Prometheus, unless METRICS_BIND
     (f"{API}/auth/login", "POST"): Row(
@@ -196,9 +199,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     (f"{API}/datapoints/<datapoint_id:public_id>", "GET"): Row(Access.USER, 200, with_id(World.datapoint)),
     (f"{API}/datapoints/<datapoint_id:public_id>", "DELETE"): Row(
         Access.USER, 200, with_id(World.datapoint)),
+    # Every role manages its own API tokens (tests/test_api_tokens.py: own, others', admins').
     (f"{API}/tokens", "GET"): Row(Access.USER, 200, fixed()),
     (f"{API}/tokens", "POST"): Row(Access.USER, 201, fixed({"name": "matrix"})),
-    (f"{API}/tokens/<public_id>", "DELETE"): Row(Access.USER, 204, _users_token),
+    (f"{API}/tokens/<public_id>", "DELETE"): Row(Access.USER, 404, with_id(_no_token)),
     **{(f"{API}/{base}{suffix}", method): row
        for base in ("logging", "logs") for (suffix, method), row in LOG_ROWS.items()},
 }
@@ -254,7 +258,7 @@ async def test_rest_matrix_and_websockets(database_url: str, tmp_path: Path) -> 
         calls = 0
         for (rule, method), row in sorted(MATRIX.items(), key=lambda kv: kv[0]):
             for role in ("anonymous", "user", "admin"):
-                for slash in ("", "/"):
+                for slash in ("", "/") if row.slashed else ("",):
                     call = await row.make(world)
                     token = tokens.get(role)
                     if token is not None and rule == f"{API}/auth/logout":
@@ -270,7 +274,7 @@ async def test_rest_matrix_and_websockets(database_url: str, tmp_path: Path) -> 
                     if status == 401 and resp.headers.get("WWW-Authenticate") != "Bearer":
                         mismatches.append((method, path, role, "no WWW-Authenticate"))
         assert mismatches == []
-        assert calls == len(MATRIX) * 3 * 2
+        assert calls == sum(3 * (2 if row.slashed else 1) for row in MATRIX.values())
 
         # A non-admin may read and edit their own profile (but not grant themselves admin).
         own = f"{API}/users/{world.user_id}"
