@@ -701,6 +701,13 @@ def _system_paths() -> dict[str, Schema]:
                             {"type": "object"})},
             params=("ResetLag",),
             description="`?reset=1` (admins) clears the loop-lag window, e.g. before a benchmark.")},
+        "/metrics": {"get": op(
+            "prometheus_metrics", "system", "Prometheus metrics", {"200": {
+                "description": "The Prometheus text exposition format (`text/plain; version=0.0.4`).",
+                "content": {"text/plain": {"schema": string()}}}},
+            errors="403 404", db=False,
+            description="Admins only. 404 when `METRICS_ENABLED=false` or when `METRICS_BIND` serves "
+                        "the metrics on a listener of their own.")},
         "/openapi.json": {"get": op(
             "openapi", "system", "This OpenAPI document",
             {"200": json_ok("OpenAPI 3.1.", {"type": "object"})}, public=True, db=False)},
