@@ -20,6 +20,7 @@ from webmacs.http.metrics import bp as metrics_bp
 from webmacs.http.metrics import install_route_labels
 from webmacs.http.request_id import RequestIds
 from webmacs.http.routing import PublicIdConverter
+from webmacs.http.web import bp as web_bp
 from webmacs.http.ws_connection import DrainingWebsocketConnection
 from webmacs.services import Services
 
@@ -41,6 +42,7 @@ def create_app(svc: Services, tree: ActorTree) -> QuartTrio:
                logging.bp, logging.alias_bp, tokens.bp, websockets.bp):
         app.register_blueprint(bp)
     app.register_blueprint(metrics_bp)
+    app.register_blueprint(web_bp)  # the live page at / (webmacs/web/static)
     install_error_handlers(app)
     install_cors(app, frozenset(svc.settings.cors_origins))
     app.asgi_app = MarkResponseEnd(app.asgi_app)  # type: ignore[assignment,arg-type]
