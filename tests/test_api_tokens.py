@@ -262,13 +262,33 @@ async def test_deleting_or_demoting_the_owner_closes_its_sockets(
         assert resp.status_code == 200
         await kept.send_message('{"seq": 1, "datapoints": []}')
         assert (await recv_json(kept))["type"] == "ack"
+        # a viewer may not send telemetry: that socket closes, the stream stays
+        resp = await server.http.put(f"/api/v1/users/{boss_id}", headers=server.headers,
+                                     json={"role": "viewer"})
+        assert resp.status_code == 200
+        assert await _closed_within(kept, 0.2) == 1008
+        await stream.send_message('{"type": "ping"}')
+        assert await recv_json(stream) == {"type": "pong"}
         gone = await server.http.delete(f"/api/v1/users/{boss_id}", headers=server.headers)
         assert gone.status_code == 200
-        assert await _closed_within(kept, 0.2) == 1008
         assert await _closed_within(stream, 0.2) == 1008
         with pytest.raises(trio_websocket.HandshakeError):
             async with server.ws(TELEMETRY, op_token["token"]):
                 pass
+
+
+async def test_a_demotion_made_elsewhere_closes_within_a_second(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A role lowered by another instance or the CLI (here: straight in the database)."""
+    async with running_server(database_url, tmp_path) as server, AsyncExitStack() as stack:
+        token = await _server_token(server)
+        ws = await stack.enter_async_context(server.ws(TELEMETRY, token["token"]))
+        await ws.send_message('{"seq": 1, "datapoints": []}')
+        await recv_json(ws)
+        server.running.services.db.write_sync(
+            lambda c: c.execute(sa.text("UPDATE users SET role = 'viewer'")))
+        assert await _closed_within(ws, CLOSE_BOUND_S) == 1008
 
 
 async def test_the_simulator_runs_on_a_telemetry_token_and_stops_when_it_is_revoked(

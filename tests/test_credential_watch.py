@@ -32,9 +32,9 @@ def socket(closed: list[tuple[str, str]], name: str, owner: str = "u1", token: s
     return OpenSocket(owner, token, role, needs, lambda why: closed.append((name, why)))
 
 
-def cred(token: str = "t1", role: str = "admin", admin: bool = True,
+def cred(token: str = "t1", role: str = "admin", owner: str = "admin",
          expires: datetime | None = None) -> OpenSocketCredential:
-    return OpenSocketCredential(token, role, expires, "u1", admin)
+    return OpenSocketCredential(token, role, expires, "u1", owner)
 
 
 def test_secrets_and_scopes() -> None:
@@ -65,16 +65,18 @@ def test_registry_closes_by_token_owner_and_role() -> None:
 def test_judge_closes_what_no_longer_qualifies() -> None:
     closed: list[tuple[str, str]] = []
     reg = SocketRegistry()
-    for name in ("gone", "expired", "demoted", "weak", "fine"):
+    for name in ("gone", "expired", "demoted", "viewer", "weak", "fine"):
         reg.add(socket(closed, name, token=name))
     found = {
         "expired": cred("expired", expires=NOW),
-        "demoted": cred("demoted", admin=False),  # owner now operator: still enough for telemetry
+        "demoted": cred("demoted", owner="operator"),  # still enough for telemetry
+        "viewer": cred("viewer", owner="viewer"),  # the owner became a viewer
         "weak": cred("weak", role="viewer"),
         "fine": cred("fine", expires=NOW + timedelta(days=1)),
     }
-    assert reg.judge(found, NOW) == 3
-    assert sorted(closed) == [("expired", TOKEN_EXPIRED), ("gone", TOKEN_REVOKED), ("weak", ROLE_TOO_LOW)]
+    assert reg.judge(found, NOW) == 4
+    assert sorted(closed) == [("expired", TOKEN_EXPIRED), ("gone", TOKEN_REVOKED), ("viewer", ROLE_TOO_LOW),
+                              ("weak", ROLE_TOO_LOW)]
     assert reg.api_tokens() == {"demoted", "fine"}
 
 

@@ -47,11 +47,6 @@ class OpenSocket:
     close: Callable[[str], None]  # asks the socket to close with 1008 and this reason
 
 
-def owner_role(admin: bool) -> Role:
-    """A user's role as stored today (``admin``; operator otherwise)."""
-    return Role.of_admin_flag(admin)
-
-
 class SocketRegistry:
     """Sans-IO: the open sockets by credential, and which of them to close after a change."""
 
@@ -102,7 +97,7 @@ class SocketRegistry:
             if cred.expires_at is not None and cred.expires_at <= now:
                 return TOKEN_EXPIRED
             token_role = Role.parse(cred.role) or Role.VIEWER
-            if min(token_role, owner_role(cred.owner_admin)) < s.needs:
+            if min(token_role, Role.parse(cred.owner_role) or Role.VIEWER) < s.needs:
                 return ROLE_TOO_LOW
             return None
 

@@ -61,7 +61,7 @@ def create(email: str, name: str, role: str | None, scopes: tuple[str, ...], exp
 
     async def work(_db: Database, repos: Repositories) -> ApiTokenRecord:
         owner = await user_by_email(repos, address)
-        own = Role.of_admin_flag(owner.admin)
+        own = owner.role
         wanted = own if role is None else Role.parse(role)
         assert wanted is not None  # a click choice
         if wanted > own:

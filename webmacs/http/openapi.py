@@ -17,7 +17,7 @@ from webmacs.api_tokens import SCOPE_REFUSED
 from webmacs.csv_export import HEADER as CSV_HEADER
 from webmacs.fieldspec import BodySpec, FieldSpec
 from webmacs.http.auth import INVALID_LOGIN
-from webmacs.http.bodies import BODIES, ROLE_NAMES
+from webmacs.http.bodies import BODIES
 from webmacs.http.datapoints import (
     DEFAULT_SERIES_POINTS,
     MAX_SERIES_EVENTS,
@@ -31,7 +31,7 @@ from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
 from webmacs.http.tokens import ROLE_ABOVE_OWN, TOKENS_NEED_LOGIN
 from webmacs.login_throttle import TOO_MANY_LOGINS
 from webmacs.readings import EVENT_NOT_FOUND, VALUE_INVALID
-from webmacs.roles import SCOPES
+from webmacs.roles import ROLE_LABELS, SCOPES
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
 from webmacs.validation import (
     DECIMAL_PATTERN,
@@ -292,7 +292,7 @@ def _schemas() -> dict[str, Schema]:
              "user_public_id": {**nullable_id, "description": "The creator, or null."}},
             ("public_id", "name", "min_value", "max_value", "unit", "type", "user_public_id")),
         "ApiTokenResponse": obj(
-            {"public_id": ref("PublicId"), "name": string(), "role": enum(ROLE_NAMES, "At most the "
+            {"public_id": ref("PublicId"), "name": string(), "role": enum(ROLE_LABELS, "At most the "
                                                                           "owner's role at creation."),
              "scopes": {"type": "array", "items": {"enum": sorted(SCOPES)}},
              "created_at": ref("Timestamp"), "expires_at": nullable(ref("Timestamp")),

@@ -93,7 +93,7 @@ class SqlApiTokenRepository(SqlRepository):
         if not public_ids:
             return {}
         query = (sa.select(api_tokens.c.public_id, api_tokens.c.role, api_tokens.c.expires_at,
-                           users.c.public_id, users.c.admin)
+                           users.c.public_id, users.c.role)
                  .select_from(_JOINED).where(api_tokens.c.public_id.in_(list(public_ids))))
         rows = await self.db.read(lambda c: c.execute(query).all())
         return {r[0]: OpenSocketCredential(*r) for r in rows}

@@ -1,7 +1,7 @@
 """API tokens for controllers and scripts (contract §8).
 
 Revision ID: 0007_api_tokens
-Revises: 0005_commands
+Revises: 0006_user_roles
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from webmacs.storage.migrations.coltypes import BigId, Instant, PublicId
 
 revision = "0007_api_tokens"
-down_revision = "0005_commands"
+down_revision = "0006_user_roles"
 branch_labels = None
 depends_on = None
 
