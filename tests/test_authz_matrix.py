@@ -1,11 +1,11 @@
-"""Authorization matrix: every route of the app × {anonymous, ordinary user, admin}, on a real server.
+"""Authorization matrix: every route of the app × {anonymous, viewer, operator, admin}, over REST
+and both WebSockets, on a real server.
 
 The routes are read from the app's ``url_map``: a route added without a row in ``MATRIX`` (or a
-row left behind by a removed route) fails ``test_every_route_has_a_row``. Each row says who may
-call the route and what a permitted call answers; every call gets fresh objects created by the
-admin, so an ordinary user acting on them acts on someone else's objects. Today any
-authenticated user may change, stop and delete what anyone created (roles come later): the
-matrix asserts that as the current rule.
+row left behind by a removed route) fails ``test_every_route_has_a_row``. Each row says the least
+role that may call the route and what a permitted call answers; every call gets fresh objects
+created by the admin, so a viewer or operator acting on them acts on someone else's objects.
+Viewers read; operators also write events, experiments, datapoints and logs; admins manage users.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from conftest import ADMIN_PASSWORD
 from test_websockets import STREAM, TELEMETRY, Server, recv_json, rejected, running_server
 
 from webmacs.http.app import create_app
+from webmacs.http.guards import ADMIN_REQUIRED, REFUSALS
+from webmacs.roles import Role
 
 API = "/api/v1"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -29,9 +31,13 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 class Access(Enum):
     PUBLIC = "public"  # no token needed
-    USER = "user"  # any authenticated user
-    ADMIN = "admin"  # 403 for an authenticated non-admin
-    SELF_OR_ADMIN = "self"  # a non-admin only on their own user id
+    VIEWER = "viewer"  # any authenticated user: every role reads
+    OPERATOR = "operator"  # writes the lab's data: 403 for a viewer
+    ADMIN = "admin"  # 403 for a viewer or an operator
+    SELF_OR_ADMIN = "self"  # a non-admin only on their own user id (the rows target another user)
+
+
+PRINCIPALS = ("anonymous", "viewer", "operator", "admin")
 
 
 @dataclass
@@ -54,11 +60,10 @@ class Row:
 class World:
     """Objects to act on, created through the API by the admin."""
 
-    def __init__(self, server: Server, user_id: str) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.http = server.http
         self.admin = server.headers
-        self.user_id = user_id
 
     async def create(self, path: str, body: dict[str, Any]) -> str:
         resp = await self.http.post(API + path, json=body, headers=self.admin)
@@ -90,9 +95,10 @@ class World:
         return await self.create("/users", new_user())
 
 
-def new_user() -> dict[str, Any]:
+def new_user(**extra: Any) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
-    return {"email": f"u{suffix}@lab.local", "username": f"u{suffix}", "password": "password123"}
+    return {"email": f"u{suffix}@lab.local", "username": f"u{suffix}", "password": "password123",
+            **extra}
 
 
 def fixed(body: Any = None) -> Make:
@@ -147,11 +153,11 @@ async def _page_file(_w: World) -> Call:
 
 LOG = {"content": "note", "logging_type": "info"}
 LOG_ROWS: dict[tuple[str, str], Row] = {
-    ("", "GET"): Row(Access.USER, 200, fixed()),
-    ("", "POST"): Row(Access.USER, 201, fixed(LOG)),
-    ("/<public_id>", "GET"): Row(Access.USER, 200, with_id(World.log_entry)),
-    ("/<public_id>", "PUT"): Row(Access.USER, 200, with_id(World.log_entry, {"status_type": "read"})),
-    ("/<public_id>", "DELETE"): Row(Access.USER, 200, with_id(World.log_entry)),
+    ("", "GET"): Row(Access.VIEWER, 200, fixed()),
+    ("", "POST"): Row(Access.OPERATOR, 201, fixed(LOG)),
+    ("/<public_id>", "GET"): Row(Access.VIEWER, 200, with_id(World.log_entry)),
+    ("/<public_id>", "PUT"): Row(Access.OPERATOR, 200, with_id(World.log_entry, {"status_type": "read"})),
+    ("/<public_id>", "DELETE"): Row(Access.OPERATOR, 200, with_id(World.log_entry)),
 }
 
 MATRIX: dict[tuple[str, str], Row] = {
@@ -163,38 +169,38 @@ MATRIX: dict[tuple[str, str], Row] = {
     # The live page (webmacs/http/web.py): its files are public, its data comes from the API.
     ("/", "GET"): Row(Access.PUBLIC, 200, fixed(), slashed=False),
     ("/ui/<path:filename>", "GET"): Row(Access.PUBLIC, 200, _page_file, slashed=False),
-    (f"{API}/metrics", "GET"): Row(Access.USER, 200, fixed()),
+    (f"{API}/metrics", "GET"): Row(Access.VIEWER, 200, fixed()),
     ("/metrics", "GET"): Row(Access.ADMIN, 200, fixed()),  # Prometheus, unless METRICS_BIND
     (f"{API}/auth/login", "POST"): Row(
         Access.PUBLIC, 200, fixed({"email": "admin@webmacs.io", "password": ADMIN_PASSWORD})),
-    (f"{API}/auth/logout", "POST"): Row(Access.USER, 200, fixed()),
-    (f"{API}/auth/me", "GET"): Row(Access.USER, 200, fixed()),
+    (f"{API}/auth/logout", "POST"): Row(Access.VIEWER, 200, fixed()),
+    (f"{API}/auth/me", "GET"): Row(Access.VIEWER, 200, fixed()),
     (f"{API}/users", "GET"): Row(Access.ADMIN, 200, fixed()),
     (f"{API}/users", "POST"): Row(Access.ADMIN, 201, _new_user),
     (f"{API}/users/<public_id>", "GET"): Row(Access.SELF_OR_ADMIN, 200, with_id(World.other_user)),
     (f"{API}/users/<public_id>", "PUT"): Row(Access.SELF_OR_ADMIN, 200, _rename_other_user),
     (f"{API}/users/<public_id>", "DELETE"): Row(Access.ADMIN, 200, with_id(World.other_user)),
-    (f"{API}/events", "GET"): Row(Access.USER, 200, fixed()),
-    (f"{API}/events", "POST"): Row(Access.USER, 201, _new_event),
-    (f"{API}/events/<public_id>", "GET"): Row(Access.USER, 200, with_id(World.event)),
-    (f"{API}/events/<public_id>", "PUT"): Row(Access.USER, 200, with_id(World.event, {"unit": "K"})),
-    (f"{API}/events/<public_id>", "DELETE"): Row(Access.USER, 200, with_id(World.event)),
-    (f"{API}/experiments", "GET"): Row(Access.USER, 200, fixed()),
-    (f"{API}/experiments", "POST"): Row(Access.USER, 201, _new_experiment),
-    (f"{API}/experiments/<public_id>", "GET"): Row(Access.USER, 200, with_id(World.experiment)),
-    (f"{API}/experiments/<public_id>", "PUT"): Row(Access.USER, 200, _rename_experiment),
-    (f"{API}/experiments/<public_id>/stop", "PUT"): Row(Access.USER, 200, with_id(World.experiment)),
-    (f"{API}/experiments/<public_id>", "DELETE"): Row(Access.USER, 200, with_id(World.experiment)),
-    (f"{API}/experiments/<public_id>/export/csv", "GET"): Row(Access.USER, 200, with_id(World.experiment)),
-    (f"{API}/datapoints", "GET"): Row(Access.USER, 200, fixed()),
-    (f"{API}/datapoints", "POST"): Row(Access.USER, 201, _new_datapoint),
-    (f"{API}/datapoints/batch", "POST"): Row(Access.USER, 201, _batch),
-    (f"{API}/datapoints/bulk", "POST"): Row(Access.USER, 201, _batch),
-    (f"{API}/datapoints/series", "POST"): Row(Access.USER, 200, _series),
-    (f"{API}/datapoints/latest", "GET"): Row(Access.USER, 200, fixed()),
-    (f"{API}/datapoints/<datapoint_id:public_id>", "GET"): Row(Access.USER, 200, with_id(World.datapoint)),
+    (f"{API}/events", "GET"): Row(Access.VIEWER, 200, fixed()),
+    (f"{API}/events", "POST"): Row(Access.OPERATOR, 201, _new_event),
+    (f"{API}/events/<public_id>", "GET"): Row(Access.VIEWER, 200, with_id(World.event)),
+    (f"{API}/events/<public_id>", "PUT"): Row(Access.OPERATOR, 200, with_id(World.event, {"unit": "K"})),
+    (f"{API}/events/<public_id>", "DELETE"): Row(Access.OPERATOR, 200, with_id(World.event)),
+    (f"{API}/experiments", "GET"): Row(Access.VIEWER, 200, fixed()),
+    (f"{API}/experiments", "POST"): Row(Access.OPERATOR, 201, _new_experiment),
+    (f"{API}/experiments/<public_id>", "GET"): Row(Access.VIEWER, 200, with_id(World.experiment)),
+    (f"{API}/experiments/<public_id>", "PUT"): Row(Access.OPERATOR, 200, _rename_experiment),
+    (f"{API}/experiments/<public_id>/stop", "PUT"): Row(Access.OPERATOR, 200, with_id(World.experiment)),
+    (f"{API}/experiments/<public_id>", "DELETE"): Row(Access.OPERATOR, 200, with_id(World.experiment)),
+    (f"{API}/experiments/<public_id>/export/csv", "GET"): Row(Access.VIEWER, 200, with_id(World.experiment)),
+    (f"{API}/datapoints", "GET"): Row(Access.VIEWER, 200, fixed()),
+    (f"{API}/datapoints", "POST"): Row(Access.OPERATOR, 201, _new_datapoint),
+    (f"{API}/datapoints/batch", "POST"): Row(Access.OPERATOR, 201, _batch),
+    (f"{API}/datapoints/bulk", "POST"): Row(Access.OPERATOR, 201, _batch),
+    (f"{API}/datapoints/series", "POST"): Row(Access.VIEWER, 200, _series),
+    (f"{API}/datapoints/latest", "GET"): Row(Access.VIEWER, 200, fixed()),
+    (f"{API}/datapoints/<datapoint_id:public_id>", "GET"): Row(Access.VIEWER, 200, with_id(World.datapoint)),
     (f"{API}/datapoints/<datapoint_id:public_id>", "DELETE"): Row(
-        Access.USER, 200, with_id(World.datapoint)),
+        Access.OPERATOR, 200, with_id(World.datapoint)),
     **{(f"{API}/{base}{suffix}", method): row
        for base in ("logging", "logs") for (suffix, method), row in LOG_ROWS.items()},
 }
@@ -227,62 +233,79 @@ async def test_every_route_has_a_row(services: Any, tree: Any) -> None:
     assert sockets == WEBSOCKETS
 
 
-def _expectation(row: Row, role: str) -> tuple[int, str | None]:
-    """The status (and ``detail``, for refusals) ``role`` must get from ``row``."""
-    if role == "anonymous" and row.access is not Access.PUBLIC:
+def _expectation(row: Row, principal: str) -> tuple[int, str | None]:
+    """The status (and ``detail``, for refusals) ``principal`` must get from ``row``."""
+    if row.access is Access.PUBLIC:
+        return row.ok, None
+    if principal == "anonymous":
         return 401, "Authentication required."
-    if role == "user" and row.access in (Access.ADMIN, Access.SELF_OR_ADMIN):
-        return 403, "Admin privileges required."  # SELF_OR_ADMIN rows target another user
+    needed = Role.ADMIN if row.access is Access.SELF_OR_ADMIN else Role[row.access.name]
+    if Role[principal.upper()] < needed:
+        return 403, REFUSALS[needed]
     return row.ok, None
 
 
 async def test_rest_matrix_and_websockets(database_url: str, tmp_path: Path) -> None:
     async with running_server(database_url, tmp_path) as server:
-        account = new_user()
-        resp = await server.http.post(f"{API}/users", json=account, headers=server.headers)
-        assert resp.status_code == 201, resp.text
-        world = World(server, resp.json()["public_id"])
-        credentials = {"user": (account["email"], account["password"]),
-                       "admin": ("admin@webmacs.io", ADMIN_PASSWORD)}
+        world = World(server)
+        credentials = {"admin": ("admin@webmacs.io", ADMIN_PASSWORD)}
+        ids = {}
+        for role in ("viewer", "operator"):
+            account = new_user(role=role)
+            resp = await server.http.post(f"{API}/users", json=account, headers=server.headers)
+            assert resp.status_code == 201, resp.text
+            credentials[role] = (account["email"], account["password"])
+            ids[role] = resp.json()["public_id"]
         tokens = {role: await server.login(*pair) for role, pair in credentials.items()}
 
         mismatches = []
         calls = 0
         for (rule, method), row in sorted(MATRIX.items(), key=lambda kv: kv[0]):
-            for role in ("anonymous", "user", "admin"):
+            for principal in PRINCIPALS:
                 for slash in ("", "/") if row.slashed else ("",):
                     call = await row.make(world)
-                    token = tokens.get(role)
+                    token = tokens.get(principal)
                     if token is not None and rule == f"{API}/auth/logout":
-                        token = await server.login(*credentials[role])  # logout revokes it
+                        token = await server.login(*credentials[principal])  # logout revokes it
                     headers = {"Authorization": f"Bearer {token}"} if token else {}
                     path = fill(rule, call.params) + slash
                     resp = await server.http.request(method, path, json=call.body, headers=headers)
                     calls += 1
-                    status, detail = _expectation(row, role)
+                    status, detail = _expectation(row, principal)
                     got_detail = resp.json().get("detail") if detail is not None else None
                     if (resp.status_code, got_detail) != (status, detail):
-                        mismatches.append((method, path, role, resp.status_code, resp.text[:200]))
+                        mismatches.append((method, path, principal, resp.status_code, resp.text[:200]))
                     if status == 401 and resp.headers.get("WWW-Authenticate") != "Bearer":
-                        mismatches.append((method, path, role, "no WWW-Authenticate"))
+                        mismatches.append((method, path, principal, "no WWW-Authenticate"))
         assert mismatches == []
-        assert calls == sum(3 * (2 if row.slashed else 1) for row in MATRIX.values())
+        assert calls == sum(len(PRINCIPALS) * (2 if row.slashed else 1) for row in MATRIX.values())
 
-        # A non-admin may read and edit their own profile (but not grant themselves admin).
-        own = f"{API}/users/{world.user_id}"
-        user_headers = {"Authorization": f"Bearer {tokens['user']}"}
-        assert (await server.http.get(own, headers=user_headers)).status_code == 200
-        assert (await server.http.put(own, json={"username": "me-myself"}, headers=user_headers)
-                ).status_code == 200
-        resp = await server.http.put(own, json={"admin": True}, headers=user_headers)
-        assert (resp.status_code, resp.json()) == (403, {"detail": "Admin privileges required."})
+        # Viewers and operators read and edit their own profile, but cannot change their role.
+        for role in ("viewer", "operator"):
+            own = f"{API}/users/{ids[role]}"
+            headers = {"Authorization": f"Bearer {tokens[role]}"}
+            resp = await server.http.get(own, headers=headers)
+            assert (resp.status_code, resp.json()["role"], resp.json()["admin"]) == (200, role, False)
+            assert (await server.http.put(own, json={"username": f"me-{role}"}, headers=headers)
+                    ).status_code == 200
+            assert (await server.http.put(own, json={"role": role, "admin": False}, headers=headers)
+                    ).status_code == 200  # their own role, restated: no change
+            for change in ({"admin": True}, {"role": "admin"},
+                           {"role": "operator" if role == "viewer" else "viewer"}):
+                resp = await server.http.put(own, json=change, headers=headers)
+                assert (resp.status_code, resp.json()) == (403, {"detail": ADMIN_REQUIRED}), change
 
-        # WebSockets: anonymous refused before the upgrade, any authenticated user accepted.
+        # WebSockets: anonymous refused before the upgrade; the stream is for every role,
+        # telemetry for operators and admins (a viewer gets 403 before the upgrade).
         for path in sorted(WEBSOCKETS):
             status, _, body = await rejected(server, path)
             assert (status, body) == (401, {"detail": "Authentication required."}), path
-            for role in ("user", "admin"):
-                await _accepted(server, path, tokens[role])
+        status, _, body = await rejected(server, TELEMETRY, tokens["viewer"])
+        assert (status, body) == (403, {"detail": "Operator role required."})
+        for role in ("viewer", "operator", "admin"):
+            await _accepted(server, STREAM, tokens[role])
+        for role in ("operator", "admin"):
+            await _accepted(server, TELEMETRY, tokens[role])
 
 
 async def _accepted(server: Server, path: str, token: str) -> None:

@@ -52,7 +52,7 @@ async def test_created_users_log_in_through_the_api(
 ) -> None:
     assert await cli("users", "create", "Ada@LAB.local", "--username", "ada", "--password-stdin",
                      "--database-url", database_url, stdin="correct horse\n") == 0
-    assert capsys.readouterr().out == "created user Ada@lab.local (ada)\n"
+    assert capsys.readouterr().out == "created operator Ada@lab.local (ada)\n"
     token = await login(client, "Ada@lab.local", "correct horse")
     me = await client.get("/api/v1/users", headers=bearer(token))
     assert me.status_code == 403  # not an admin
@@ -70,9 +70,9 @@ async def test_created_users_log_in_through_the_api(
     assert orjson.loads(capsys.readouterr().out) == api_users
     assert await cli("users", "list", "--database-url", database_url) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["EMAIL", "USERNAME", "ADMIN", "REGISTERED_ON"]
-    assert table[3].split()[:3] == ["boss@lab.local", "boss", "yes"]
-    assert table[2].split()[:3] == ["Ada@lab.local", "ada", "no"]
+    assert table[0].split() == ["EMAIL", "USERNAME", "ROLE", "REGISTERED_ON"]
+    assert table[3].split()[:3] == ["boss@lab.local", "boss", "admin"]
+    assert table[2].split()[:3] == ["Ada@lab.local", "ada", "operator"]
 
 
 @pytest.mark.parametrize(("argv", "stdin", "message"), [
@@ -138,6 +138,46 @@ async def test_delete_keeps_the_last_admin(
     assert capsys.readouterr().err == f"webmacs: no user with email {ADMIN_EMAIL}\n"
 
 
+async def test_roles_create_and_set_role(
+    client: Any, admin_headers: H, database_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--role`` on create, ``set-role`` later: the API sees it at the user's next request."""
+    url = ["--database-url", database_url]
+    assert await cli("users", "create", "vi@lab.local", "--username", "vi", "--role", "viewer",
+                     "--password-stdin", *url, stdin="password123\n") == 0
+    assert capsys.readouterr().out == "created viewer vi@lab.local (vi)\n"
+    headers = bearer(await login(client, "vi@lab.local", "password123"))
+    me = await (await client.get("/api/v1/auth/me", headers=headers)).get_json()
+    assert (me["role"], me["admin"]) == ("viewer", False)
+    event = {"name": "t", "min_value": 0, "max_value": 1, "unit": "V", "type": "sensor"}
+    assert (await client.post("/api/v1/events", json=event, headers=headers)).status_code == 403
+
+    assert await cli("users", "set-role", "vi@LAB.local", "operator", *url) == 0
+    assert capsys.readouterr().out == "vi@lab.local is now operator\n"
+    await trio.sleep(1.1)  # the app's auth cache sees writes made elsewhere within a second
+    assert (await client.post("/api/v1/events", json=event, headers=headers)).status_code == 201
+
+    assert await cli("users", "set-role", ADMIN_EMAIL, "viewer", *url) == 1
+    assert capsys.readouterr().err == (f"webmacs: {ADMIN_EMAIL} is the last admin; "
+                                       "make another user admin first\n")
+    assert await cli("users", "set-role", "vi@lab.local", "admin", *url) == 0
+    assert await cli("users", "set-role", ADMIN_EMAIL, "viewer", *url) == 0  # another admin now
+    capsys.readouterr()
+    assert await cli("users", "list", "--json", *url) == 0
+    roles = {u["email"]: (u["role"], u["admin"]) for u in orjson.loads(capsys.readouterr().out)}
+    assert roles == {ADMIN_EMAIL: ("viewer", False), "vi@lab.local": ("admin", True)}
+
+    for argv, message in [
+        (["set-role", "nobody@lab.local", "viewer"], "webmacs: no user with email nobody@lab.local\n"),
+        (["create", "x@lab.local", "--username", "xy", "--admin", "--role", "viewer",
+          "--password-stdin"], "webmacs: --admin and --role viewer disagree\n"),
+    ]:
+        assert await cli("users", *argv, *url, stdin="password123\n") == 1
+        assert capsys.readouterr().err == message
+    assert await cli("users", "set-role", "vi@lab.local", "superuser", *url) == 2  # click's usage error
+    assert "'superuser' is not one of 'viewer', 'operator', 'admin'" in capsys.readouterr().err
+
+
 def test_prompts_hide_and_confirm(database_url: str) -> None:
     """Without --password-stdin the password is typed twice; delete asks first."""
     runner = CliRunner()
@@ -147,7 +187,7 @@ def test_prompts_hide_and_confirm(database_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "password-one" not in result.output  # hidden input
     assert "Error: The two entered values do not match." in result.output
-    assert "created user p@lab.local (pat)" in result.output
+    assert "created operator p@lab.local (pat)" in result.output
 
     result = runner.invoke(cli_app, ["users", "delete", "p@lab.local", "--database-url", database_url],
                            input="n\n")

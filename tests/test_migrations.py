@@ -94,8 +94,9 @@ def catalog(db: Database) -> list[tuple[Any, ...]]:
             "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
             "AND tablename != 'alembic_version'",
         ]
+    # Whitespace aside: SQLite splices an added column into the stored text as it was written.
     return db.read_sync(lambda conn: sorted(
-        tuple(str(v) for v in row) for q in sql for row in conn.execute(sa.text(q))))
+        tuple(" ".join(str(v).split()) for v in row) for q in sql for row in conn.execute(sa.text(q))))
 
 
 def drop_everything(db: Database) -> None:
@@ -153,10 +154,17 @@ def test_status_and_refusals_without_a_database() -> None:
 
 
 def seed(conn: sa.Connection) -> None:
-    """Readings of two events, in and out of an experiment, over a few seconds, with two at the
-    same instant (the later id's value is the second's last value). Plain SQL on the columns of
-    0001_base, so the seed stays valid as the live tables change."""
+    """An admin and a non-admin; readings of two events, in and out of an experiment, over a few
+    seconds, with two at the same instant (the later id's value is the second's last value). Plain
+    SQL on the columns of 0001_base (and, for users, of the revision before 0006), so the seed
+    stays valid as the live tables change."""
     ts = sa.bindparam("ts", type_=UTCDateTime())
+    if "admin" in {c["name"] for c in sa.inspect(conn).get_columns("users")}:  # before 0006
+        for i, (email, admin) in enumerate((("boss@lab.local", True), ("ada@lab.local", False))):
+            conn.execute(sa.text(
+                "INSERT INTO users (id, public_id, email, username, password_hash, admin, registered_on) "
+                "VALUES (:id, :pid, :email, :email, 'x', :admin, :ts)").bindparams(ts),
+                {"id": i + 1, "pid": str(uuid.uuid4()), "email": email, "admin": admin, "ts": T0})
     for i, name in enumerate(("temp", "valve")):
         conn.execute(sa.text(
             "INSERT INTO events (id, public_id, name, min_value, max_value, unit, type, created_on) "
@@ -205,6 +213,11 @@ def counts_of(db: Database) -> list[tuple[int, int, int]]:
         "SELECT event_id, experiment_key, n FROM datapoint_counts ORDER BY 1, 2"))])
 
 
+def roles_of(db: Database) -> list[tuple[str, str]]:
+    return db.read_sync(lambda conn: [(r[0], r[1]) for r in conn.execute(sa.text(
+        "SELECT email, role FROM users ORDER BY id"))])
+
+
 def seconds_of(db: Database) -> list[tuple[Any, ...]]:
     query = sa.text("SELECT event_id, second, n, total, lo, hi, last_value, last_ts "
                     "FROM datapoint_seconds ORDER BY 1, 2").columns(last_ts=UTCDateTime())
@@ -216,12 +229,18 @@ def test_each_revision_upgrades_a_database_made_by_the_previous_one(db: Database
     previous, revision = REVISIONS[step - 1], REVISIONS[step]
     upgrade_to(db, previous)
     db.write_sync(seed)
+    if revision == "0006_user_roles":  # what the users made must stay theirs
+        db.write_sync(lambda conn: conn.execute(sa.text("UPDATE events SET user_id = 2")))
     before, after = upgrade_to(db, revision)
     assert (before.revision, after) == (previous, revision)
     if revision == "0002_datapoint_counts":
         assert counts_of(db) == expected_counts()
     if revision == "0003_datapoint_seconds":
         assert seconds_of(db) == expected_seconds()
+    if revision == "0006_user_roles":
+        assert roles_of(db) == [("boss@lab.local", "admin"), ("ada@lab.local", "operator")]
+        assert db.read_sync(lambda conn: conn.execute(sa.text(
+            "SELECT DISTINCT user_id FROM events")).scalars().all()) == [2]
     upgrade_to(db, "head")
     assert differences(db) == []
 

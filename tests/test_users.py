@@ -523,7 +523,11 @@ async def test_delete_user(client: Any, admin_headers: dict[str, str]) -> None:
 
 
 async def test_admin_may_delete_self(client: Any, admin_headers: dict[str, str]) -> None:
+    """Unless they are the last admin: then nobody could manage users any more (as the CLI)."""
     admin_id = await my_id(client, admin_headers)
+    resp = await client.delete(f"{USERS}/{admin_id}", headers=admin_headers)
+    await expect_detail(resp, 409, "The last admin cannot be demoted or deleted.")
+    await create_user(client, admin_headers, admin=True)
     resp = await client.delete(f"{USERS}/{admin_id}", headers=admin_headers)
     await expect_ok(resp, 200, "User successfully deleted.")
     await expect_detail(await client.get(USERS, headers=admin_headers), 401, "User not found.")

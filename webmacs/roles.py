@@ -34,3 +34,28 @@ class Role(enum.IntEnum):
     def of_admin_flag(cls, admin: bool) -> Role:
         """What a v2 client's ``admin: true/false`` means: admin, or operator."""
         return cls.ADMIN if admin else cls.OPERATOR
+
+
+ROLE_LABELS = tuple(r.label for r in Role)
+ROLE_CONFLICT = "role and admin disagree"
+
+
+class RoleConflict(ValueError):
+    """``role`` and ``admin`` were both given and say different things."""
+
+
+def requested_role(role: Role | None, admin: bool | None, current: Role | None) -> Role | None:
+    """The role a users request asks for (None: no change), from the new ``role`` and v2's
+    ``admin`` flag. ``admin: false`` means "not an admin": an admin (or a new user) becomes an
+    operator, a viewer or operator keeps their role, so a v2 client that sends its form's
+    ``admin: false`` with every edit never changes a viewer into an operator. ``current`` is the
+    user's role (None: a new user)."""
+    if role is not None:
+        if admin is not None and admin != (role is Role.ADMIN):
+            raise RoleConflict(ROLE_CONFLICT)
+        return role
+    if admin is None:
+        return None
+    if admin:
+        return Role.ADMIN
+    return current if current is not None and current is not Role.ADMIN else Role.OPERATOR

@@ -13,15 +13,18 @@ from webmacs.cli.common import CliError, settings_from
 from webmacs.cli.database import run_on_database
 from webmacs.http.bodies import USER_CREATE
 from webmacs.http.responses import user_json
+from webmacs.roles import ROLE_LABELS, Role
 from webmacs.security import PasswordHasher
 from webmacs.storage.backends import Repositories
 from webmacs.storage.database import Database
 from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import UserChanges, UserRecord
+from webmacs.storage.sql.users import LAST_ADMIN
 from webmacs.validation import Fields, format_timestamp, normalise_email
 
 PAGE = 1000
 DATABASE_URL = click.option("--database-url", help="sqlite:///file or postgresql://… (env DATABASE_URL).")
+ROLE = click.Choice(ROLE_LABELS)
 PASSWORD_STDIN = click.option(
     "--password-stdin", is_flag=True,
     help="Read the password from the first line of standard input instead of prompting.")
@@ -73,6 +76,13 @@ async def user_by_email(repos: Repositories, email: str) -> UserRecord:
     return user
 
 
+def last_admin(address: str, exc: Conflict) -> CliError:
+    """The repository's refusal to leave no admin, in the CLI's words (other conflicts as they are)."""
+    if exc.detail == LAST_ADMIN:
+        return CliError(f"{address} is the last admin; make another user admin first")
+    return CliError(exc.detail)
+
+
 @click.group()
 def users() -> None:
     """Create, list, change and delete user accounts (straight in the database)."""
@@ -81,12 +91,16 @@ def users() -> None:
 @users.command()
 @click.argument("email")
 @click.option("--username", required=True, help="2 to 50 characters, unique.")
-@click.option("--admin", is_flag=True, help="Make the user an admin.")
+@click.option("--role", "role_label", type=ROLE, help="viewer, operator (default) or admin.")
+@click.option("--admin", is_flag=True, help="Same as --role admin.")
 @PASSWORD_STDIN
 @DATABASE_URL
-def create(email: str, username: str, admin: bool, password_stdin: bool,
+def create(email: str, username: str, role_label: str | None, admin: bool, password_stdin: bool,
            database_url: str | None) -> None:
     """Create a user who can log in with EMAIL and the password given."""
+    if admin and role_label not in (None, "admin"):
+        raise CliError(f"--admin and --role {role_label} disagree")
+    role = Role.ADMIN if admin else Role.parse(role_label or "operator") or Role.OPERATOR
     settings = settings_from({"DATABASE_URL": database_url})
     fields = checked(email=email, username=username)
     password = read_password(password_stdin)
@@ -95,14 +109,14 @@ def create(email: str, username: str, admin: bool, password_stdin: bool,
     async def work(_db: Database, repos: Repositories) -> None:
         try:
             await repos.users.create(fields["email"], fields["username"],
-                                     await hasher.hash(password), admin)
+                                     await hasher.hash(password), role)
         except Conflict:
             raise CliError(
                 f"a user with email {fields['email']} or username {fields['username']} already exists"
             ) from None
 
     run_on_database(settings, work)
-    click.echo(f"created {'admin' if admin else 'user'} {fields['email']} ({fields['username']})")
+    click.echo(f"created {role.label} {fields['email']} ({fields['username']})")
 
 
 @users.command("list")
@@ -119,8 +133,8 @@ def list_users(as_json: bool, database_url: str | None) -> None:
     if as_json:
         click.echo(orjson.dumps([user_json(u) for u in found], option=orjson.OPT_INDENT_2).decode())
         return
-    table = [("EMAIL", "USERNAME", "ADMIN", "REGISTERED_ON")] + [
-        (u.email, u.username, "yes" if u.admin else "no", format_timestamp(u.registered_on))
+    table = [("EMAIL", "USERNAME", "ROLE", "REGISTERED_ON")] + [
+        (u.email, u.username, u.role.label, format_timestamp(u.registered_on))
         for u in found
     ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
@@ -163,10 +177,37 @@ def delete(email: str, yes: bool, database_url: str | None) -> None:
 
     async def work(_db: Database, repos: Repositories) -> None:
         user = await user_by_email(repos, address)
-        if user.admin and sum(u.admin for u in await all_users(repos)) == 1:
-            raise CliError(f"{address} is the last admin; make another user admin first")
-        if not await repos.users.delete(user.public_id):
+        try:
+            deleted = await repos.users.delete(user.public_id)
+        except Conflict as exc:
+            raise last_admin(address, exc) from None
+        if not deleted:
             raise CliError(f"no user with email {address}")
 
     run_on_database(settings, work)
     click.echo(f"deleted user {address}")
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role_label", metavar="ROLE", type=ROLE)
+@DATABASE_URL
+def set_role(email: str, role_label: str, database_url: str | None) -> None:
+    """Give the user with EMAIL the ROLE viewer, operator or admin (never demoting the last admin).
+
+    A running server applies it at the user's next request (within a second)."""
+    settings = settings_from({"DATABASE_URL": database_url})
+    address = known_email(email)
+    role = Role.parse(role_label) or Role.VIEWER
+
+    async def work(_db: Database, repos: Repositories) -> None:
+        user = await user_by_email(repos, address)
+        try:
+            updated = await repos.users.update(user.public_id, UserChanges(role=role))
+        except Conflict as exc:
+            raise last_admin(address, exc) from None
+        if not updated:
+            raise CliError(f"no user with email {address}")
+
+    run_on_database(settings, work)
+    click.echo(f"{address} is now {role.label}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from webmacs.fieldspec import BodySpec, FieldSpec
 from webmacs.http.errors import RANGE_ERROR
+from webmacs.roles import ROLE_CONFLICT, ROLE_LABELS
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
 from webmacs.validation import PASSWORD_MAX_BYTES
 from webmacs.validation import PASSWORD_TOO_LONG as PASSWORD_MSG
@@ -24,14 +25,21 @@ LOGIN = BodySpec(
 USER_CREATE = BodySpec(
     "UserCreate",
     (EMAIL, USERNAME, PASSWORD,
-     FieldSpec("admin", "boolean", description="An extension; default false.")),
+     FieldSpec("admin", "boolean", description="v2's flag: `true` is the role `admin`, `false` is not "
+                                               "an admin (a new user: `operator`)."),
+     FieldSpec("role", "choice", options=ROLE_LABELS,
+               description="`viewer` < `operator` < `admin`; default `operator`.")),
     ("email", "username", "password"),
-    rules=(PASSWORD_MSG,),
-    example={"email": "operator@lab.local", "username": "operator", "password": "change-me-123"})
+    rules=(PASSWORD_MSG, ROLE_CONFLICT),
+    description="`role` and `admin` given together must agree (`admin` is true exactly for `admin`).",
+    example={"email": "operator@lab.local", "username": "operator", "password": "change-me-123",
+             "role": "operator"})
 USER_UPDATE = USER_CREATE.updating(
     "UserUpdate", {"username": "operator2"},
-    "`admin` may be changed by admins only; a non-admin sending a value other than their own gets "
-    "403. A password change revokes the user's earlier tokens.")
+    "`role` (and `admin`) may be changed by admins only; a non-admin sending a role other than "
+    "their own gets 403. `admin: false` demotes an admin to `operator` and leaves other roles as "
+    "they are. Demoting the last admin gives 409. A password change revokes the user's earlier "
+    "tokens.")
 
 EVENT_CREATE = BodySpec(
     "EventCreate",

@@ -10,7 +10,7 @@ from quart import Blueprint, request
 from webmacs.actors.messages import IngestFailed, Ticket
 from webmacs.http.context import services, tree
 from webmacs.http.errors import ApiError, not_found
-from webmacs.http.guards import current_user
+from webmacs.http.guards import current_operator, current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import datapoint_json, json_response, page_body, success
 from webmacs.http.routing import route
@@ -46,7 +46,7 @@ async def committed(ticket: Ticket) -> IngestResult:
 
 @route(bp, "", ["POST"])
 async def create_datapoint() -> Any:
-    await current_user()
+    await current_operator()
     parsed = parse_item(0, await json_body())
     if isinstance(parsed, Rejection):
         raise ValidationFailed([_rejection_error(parsed, ("body",))])
@@ -57,7 +57,7 @@ async def create_datapoint() -> Any:
 
 
 async def _create_batch() -> Any:
-    await current_user()
+    await current_operator()
     body = await json_body()
     items = body.get("datapoints") if isinstance(body, dict) else None
     if not isinstance(items, list):
@@ -224,7 +224,7 @@ async def get_datapoint(public_id: str) -> Any:
 
 @route(bp, "/<datapoint_id:public_id>", ["DELETE"])
 async def delete_datapoint(public_id: str) -> Any:
-    await current_user()
+    await current_operator()
     repo = services().repos.datapoints
     if not is_public_id(public_id) or not await repo.delete(public_id):
         raise not_found("Datapoint", public_id)

@@ -9,7 +9,7 @@ from quart import Blueprint
 from webmacs.http.bodies import EVENT_CREATE, EVENT_UPDATE
 from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
-from webmacs.http.guards import current_user
+from webmacs.http.guards import current_operator, current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import event_json, json_response, page_body, success
 from webmacs.http.routing import route
@@ -33,7 +33,7 @@ async def list_events() -> Any:
 
 @route(bp, "", ["POST"])
 async def create_event() -> Any:
-    user = await current_user()
+    user = await current_operator()
     fields = read_event_fields(await json_body(), required=True)
     record = await services().repos.events.create(fields, user.public_id)
     await tree().event_created(record.public_id)
@@ -51,7 +51,7 @@ async def get_event(public_id: str) -> Any:
 
 @route(bp, "/<public_id>", ["PUT"])
 async def update_event(public_id: str) -> Any:
-    await current_user()
+    await current_operator()
     fields = read_event_fields(await json_body(), required=False)
     if not is_public_id(public_id) or not await services().repos.events.update(public_id, fields):
         raise not_found("Event", public_id)
@@ -60,7 +60,7 @@ async def update_event(public_id: str) -> Any:
 
 @route(bp, "/<public_id>", ["DELETE"])
 async def delete_event(public_id: str) -> Any:
-    await current_user()
+    await current_operator()
     if not is_public_id(public_id) or not await services().repos.events.delete(public_id):
         raise not_found("Event", public_id)
     await tree().event_deleted(public_id)

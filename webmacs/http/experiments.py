@@ -11,7 +11,7 @@ from webmacs.csv_export import content_disposition, header_line
 from webmacs.http.bodies import EXPERIMENT_CREATE, EXPERIMENT_UPDATE
 from webmacs.http.context import services, tree
 from webmacs.http.errors import not_found
-from webmacs.http.guards import current_user
+from webmacs.http.guards import current_operator, current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import experiment_json, json_response, page_body, success
 from webmacs.http.routing import route
@@ -30,7 +30,7 @@ async def list_experiments() -> Any:
 
 @route(bp, "", ["POST"])
 async def create_experiment() -> Any:
-    user = await current_user()
+    user = await current_operator()
     name = read_body(EXPERIMENT_CREATE, await json_body())["name"]
     record = await tree().create_experiment(name, user.public_id)
     return success("Experiment successfully created.", 201, public_id=record.public_id)
@@ -48,7 +48,7 @@ async def get_experiment(public_id: str) -> Any:
 
 @route(bp, "/<public_id>", ["PUT"])
 async def rename_experiment(public_id: str) -> Any:
-    await current_user()
+    await current_operator()
     name = read_body(EXPERIMENT_UPDATE, await json_body())["name"]
     repo = services().repos.experiments
     if not is_public_id(public_id) or not await repo.rename(public_id, name):
@@ -58,7 +58,7 @@ async def rename_experiment(public_id: str) -> Any:
 
 @route(bp, "/<public_id>/stop", ["PUT"])
 async def stop_experiment(public_id: str) -> Any:
-    await current_user()
+    await current_operator()
     if not is_public_id(public_id) or await tree().stop_experiment(public_id) is None:
         raise not_found("Experiment", public_id)
     return success("Experiment successfully stopped.")
@@ -66,7 +66,7 @@ async def stop_experiment(public_id: str) -> Any:
 
 @route(bp, "/<public_id>", ["DELETE"])
 async def delete_experiment(public_id: str) -> Any:
-    await current_user()
+    await current_operator()
     if not is_public_id(public_id) or not await tree().delete_experiment(public_id):
         raise not_found("Experiment", public_id)
     return success("Experiment successfully deleted.")

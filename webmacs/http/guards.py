@@ -16,7 +16,10 @@ AUTH_REQUIRED = "Authentication required."
 INVALID_TOKEN = "Invalid or expired token."
 REVOKED = "Token has been revoked."
 USER_NOT_FOUND = "User not found."
-ADMIN_REQUIRED = "Admin privileges required."
+ADMIN_REQUIRED = "Admin privileges required."  # v2's words, kept for the admin routes
+OPERATOR_REQUIRED = "Operator role required."
+REFUSALS = {Role.VIEWER: "Viewer role required.", Role.OPERATOR: OPERATOR_REQUIRED,
+            Role.ADMIN: ADMIN_REQUIRED}
 
 
 @attrs.frozen
@@ -67,19 +70,31 @@ async def authenticate(svc: Services, token: str | None) -> Principal:
         raise AuthFailed(REVOKED)
     if user is None:
         raise AuthFailed(USER_NOT_FOUND)
-    return Principal(user, Role.of_admin_flag(user.admin), jti=claims.jti)
+    # The role is read from the (briefly cached) user at every request: a change applies at once.
+    return Principal(user, user.role, jti=claims.jti)
 
 
 async def current_principal() -> Principal:
     return await authenticate(services(), bearer_token(request.headers.get("Authorization")))
 
 
+def require(principal: Principal, role: Role) -> Principal:
+    """``principal`` if its role is at least ``role``, else the 403 naming the role needed."""
+    if not principal.at_least(role):
+        raise ApiError(403, REFUSALS[role])
+    return principal
+
+
 async def current_user() -> UserRecord:
+    """Any authenticated user (every role reads): the routes that only read."""
     return (await current_principal()).user
 
 
+async def current_operator() -> UserRecord:
+    """Operators and admins: the routes that write the lab's data."""
+    return require(await current_principal(), Role.OPERATOR).user
+
+
 async def current_admin() -> UserRecord:
-    principal = await current_principal()
-    if not principal.at_least(Role.ADMIN):
-        raise ApiError(403, ADMIN_REQUIRED)
-    return principal.user
+    """Admins: users (and tokens)."""
+    return require(await current_principal(), Role.ADMIN).user

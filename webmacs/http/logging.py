@@ -9,7 +9,7 @@ from quart import Blueprint
 from webmacs.http.bodies import LOG_CREATE, LOG_UPDATE
 from webmacs.http.context import services
 from webmacs.http.errors import not_found
-from webmacs.http.guards import current_user
+from webmacs.http.guards import current_operator, current_user
 from webmacs.http.requests import json_body, pagination
 from webmacs.http.responses import json_response, log_entry_json, page_body, success
 from webmacs.http.routing import route
@@ -28,7 +28,7 @@ def make_blueprint(name: str, prefix: str) -> Blueprint:
 
     @route(bp, "", ["POST"])
     async def create_entry() -> Any:
-        user = await current_user()
+        user = await current_operator()
         body = read_body(LOG_CREATE, await json_body())
         record = await services().repos.logs.create(
             body["content"], body["logging_type"] or "info", user.public_id
@@ -45,7 +45,7 @@ def make_blueprint(name: str, prefix: str) -> Blueprint:
 
     @route(bp, "/<public_id>", ["PUT"])
     async def update_entry(public_id: str) -> Any:
-        await current_user()
+        await current_operator()
         body = read_body(LOG_UPDATE, await json_body())
         repo = services().repos.logs
         if not is_public_id(public_id) or not await repo.update(
@@ -56,7 +56,7 @@ def make_blueprint(name: str, prefix: str) -> Blueprint:
 
     @route(bp, "/<public_id>", ["DELETE"])
     async def delete_entry(public_id: str) -> Any:
-        await current_user()
+        await current_operator()
         if not is_public_id(public_id) or not await services().repos.logs.delete(public_id):
             raise not_found("LogEntry", public_id)
         return success("LogEntry successfully deleted.")

@@ -35,7 +35,7 @@ def page_body(page: Page[Any], number: int, size: int, present: Any) -> dict[str
 
 def user_json(u: UserRecord) -> dict[str, Any]:
     return {"public_id": u.public_id, "email": u.email, "username": u.username, "admin": u.admin,
-            "registered_on": format_timestamp(u.registered_on)}
+            "role": u.role.label, "registered_on": format_timestamp(u.registered_on)}
 
 
 def event_json(e: EventRecord) -> dict[str, Any]:

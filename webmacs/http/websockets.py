@@ -18,11 +18,12 @@ from webmacs.commands import controller_identity
 from webmacs.frame_ids import FrameTag, controller_id_error
 from webmacs.http.context import services, tree
 from webmacs.http.errors import ApiError, error_response, validation_response
-from webmacs.http.guards import Principal, authenticate, bearer_token
+from webmacs.http.guards import Principal, authenticate, bearer_token, require
 from webmacs.http.responses import json_response
 from webmacs.http.session_cookie import SESSION_COOKIE
 from webmacs.http.ws_activity import ABORT_KEY, DIRECT_KEY, SCOPE_KEY, DirectSender
 from webmacs.http.ws_compression import COMPRESS_MIN_BYTES
+from webmacs.roles import Role
 from webmacs.services import Services
 from webmacs.settings import Settings
 from webmacs.storage.records import NewReading
@@ -120,6 +121,8 @@ async def controller_telemetry() -> Any:
     svc, actors = services(), tree()
     try:
         principal = await _admit(svc, telemetry=True)
+        if principal is not None:
+            require(principal, Role.OPERATOR)  # viewers read the stream, they do not send
     except ApiError as exc:
         return error_response(exc)  # plain HTTP, no upgrade: never accept-then-close (§5.1)
     who = "anonymous controller" if principal is None else f"controller {principal.user.username}"

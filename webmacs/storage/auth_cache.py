@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 
 import trio
 
+from webmacs.roles import Role
 from webmacs.storage.database import Database
 from webmacs.storage.records import UserChanges, UserRecord
 from webmacs.storage.sql.users import SqlTokenRepository, SqlUserRepository
@@ -89,8 +90,8 @@ class CachedUserRepository(SqlUserRepository):
         self.cache.put(public_id, user, generation)
         return user
 
-    async def create(self, email: str, username: str, password_hash: str, admin: bool) -> UserRecord:
-        record = await super().create(email, username, password_hash, admin)
+    async def create(self, email: str, username: str, password_hash: str, role: Role) -> UserRecord:
+        record = await super().create(email, username, password_hash, role)
         self.cache.invalidate(record.public_id)  # a lookup of the new id may have cached "none"
         return record
 

@@ -14,6 +14,7 @@ import trio
 
 from webmacs.commands import Candidate, CommandRecord
 from webmacs.frame_ids import FrameSpans, StoreOutcome
+from webmacs.roles import Role
 from webmacs.storage.records import (
     DatapointFilter,
     DatapointRecord,
@@ -47,7 +48,7 @@ class UserRepository(Protocol):
     async def get(self, public_id: str) -> UserRecord | None: ...
     async def get_by_email(self, email: str) -> UserRecord | None: ...
     async def create(
-        self, email: str, username: str, password_hash: str, admin: bool
+        self, email: str, username: str, password_hash: str, role: Role
     ) -> UserRecord: ...
     async def update(self, public_id: str, changes: UserChanges) -> bool: ...
     async def delete(self, public_id: str) -> bool: ...

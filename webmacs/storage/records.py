@@ -7,6 +7,8 @@ from typing import Generic, NamedTuple, TypeVar
 
 import attrs
 
+from webmacs.roles import Role
+
 T = TypeVar("T")
 
 EVENT_TYPES = ("sensor", "actuator", "range", "cmd_button", "cmd_opened", "cmd_closed")
@@ -25,10 +27,15 @@ class UserRecord:
     public_id: str
     email: str
     username: str
-    admin: bool
+    role: Role
     registered_on: datetime
     password_hash: str
     tokens_valid_after: datetime | None
+
+    @property
+    def admin(self) -> bool:
+        """What v2 clients know as ``admin``: derived, the role is the one source of truth."""
+        return self.role is Role.ADMIN
 
 
 @attrs.frozen
@@ -89,7 +96,7 @@ class UserChanges:
     email: str | None = None
     username: str | None = None
     password_hash: str | None = None
-    admin: bool | None = None
+    role: Role | None = None
 
 
 @attrs.frozen

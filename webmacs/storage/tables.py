@@ -74,10 +74,12 @@ users = sa.Table(
     sa.Column("email", sa.String(255), nullable=False, unique=True),
     sa.Column("username", sa.String(50), nullable=False, unique=True),
     sa.Column("password_hash", sa.String(100), nullable=False),
-    sa.Column("admin", sa.Boolean, nullable=False, default=False),
     sa.Column("registered_on", UTCDateTime, nullable=False),
     # Tokens issued before this instant are revoked (password change, §3.3).
     sa.Column("tokens_valid_after", UTCDateTime, nullable=True),
+    # viewer, operator or admin (webmacs.roles); last, where revision 0006 added it. The default
+    # is what a v2 client's ``admin: false`` means (webmacs always writes the role itself).
+    sa.Column("role", sa.String(10), nullable=False, server_default=sa.text("'operator'")),
 )
 
 events = sa.Table(

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from webmacs.roles import Role
 from webmacs.storage.protocols import Conflict
 from webmacs.storage.records import Page, UserChanges, UserRecord
 from webmacs.storage.sql.common import SqlRepository, fetch_page
@@ -16,14 +17,27 @@ from webmacs.storage.tables import revoked_tokens, users
 from webmacs.validation import is_public_id, new_public_id, utcnow
 
 _COLUMNS = (
-    users.c.public_id, users.c.email, users.c.username, users.c.admin, users.c.registered_on,
+    users.c.public_id, users.c.email, users.c.username, users.c.role, users.c.registered_on,
     users.c.password_hash, users.c.tokens_valid_after,
 )
 USER_EXISTS = "User already exists."
+LAST_ADMIN = "The last admin cannot be demoted or deleted."
 
 
 def _user(row: Any) -> UserRecord:
-    return UserRecord(*row)
+    public_id, email, username, role, *rest = row
+    # The check constraint admits only known labels; least privilege if one ever slips through.
+    return UserRecord(public_id, email, username, Role.parse(role) or Role.VIEWER, *rest)
+
+
+def _refuse_last_admin(conn: Connection, user_id: int) -> None:
+    """:class:`Conflict` if ``user_id`` is the only admin. The admins' rows are locked (PostgreSQL)
+    so that two concurrent demotions cannot each see the other's admin and leave none."""
+    admins = conn.execute(
+        sa.select(users.c.id).where(users.c.role == Role.ADMIN.label).with_for_update()
+    ).scalars().all()
+    if list(admins) == [user_id]:
+        raise Conflict(LAST_ADMIN)
 
 
 def _taken(conn: Connection, email: str | None, username: str | None, except_id: str | None) -> bool:
@@ -50,7 +64,7 @@ class SqlUserRepository(SqlRepository):
             conn.execute(
                 users.insert().values(
                     public_id=new_public_id(), email=email, username=username,
-                    password_hash=password_hash, admin=True, registered_on=utcnow(),
+                    password_hash=password_hash, role=Role.ADMIN.label, registered_on=utcnow(),
                 )
             )
             return True
@@ -77,15 +91,15 @@ class SqlUserRepository(SqlRepository):
         row = await self.db.read(lambda c: c.execute(query).first())
         return None if row is None else _user(row)
 
-    async def create(self, email: str, username: str, password_hash: str, admin: bool) -> UserRecord:
+    async def create(self, email: str, username: str, password_hash: str, role: Role) -> UserRecord:
         def run(conn: Connection) -> UserRecord:
             if _taken(conn, email, username, None):
                 raise Conflict(USER_EXISTS)
-            record = UserRecord(new_public_id(), email, username, admin, utcnow(), password_hash, None)
+            record = UserRecord(new_public_id(), email, username, role, utcnow(), password_hash, None)
             conn.execute(
                 users.insert().values(
                     public_id=record.public_id, email=email, username=username,
-                    password_hash=password_hash, admin=admin, registered_on=record.registered_on,
+                    password_hash=password_hash, role=role.label, registered_on=record.registered_on,
                 )
             )
             return record
@@ -93,16 +107,24 @@ class SqlUserRepository(SqlRepository):
         return await self.write_retrying(run)
 
     async def update(self, public_id: str, changes: UserChanges) -> bool:
+        """Apply ``changes``; :class:`Conflict` for a taken email or username, or for demoting
+        the last admin (decided in the transaction that writes)."""
+
         def run(conn: Connection) -> bool:
-            found = conn.execute(sa.select(users.c.id).where(users.c.public_id == public_id)).first()
+            found = conn.execute(
+                sa.select(users.c.id, users.c.role).where(users.c.public_id == public_id)
+            ).first()
             if found is None:
                 return False
             if _taken(conn, changes.email, changes.username, public_id):
                 raise Conflict(USER_EXISTS)
             values: dict[str, Any] = {
-                k: v for k, v in (("email", changes.email), ("username", changes.username),
-                                  ("admin", changes.admin)) if v is not None
+                k: v for k, v in (("email", changes.email), ("username", changes.username)) if v is not None
             }
+            if changes.role is not None and changes.role.label != found.role:
+                if found.role == Role.ADMIN.label:
+                    _refuse_last_admin(conn, found.id)
+                values["role"] = changes.role.label
             if changes.password_hash is not None:
                 values["password_hash"] = changes.password_hash
                 values["tokens_valid_after"] = utcnow()
@@ -113,8 +135,17 @@ class SqlUserRepository(SqlRepository):
         return await self.write_retrying(run)
 
     async def delete(self, public_id: str) -> bool:
+        """Delete the user; :class:`Conflict` if they are the last admin."""
+
         def run(conn: Connection) -> bool:
-            return conn.execute(users.delete().where(users.c.public_id == public_id)).rowcount > 0
+            found = conn.execute(
+                sa.select(users.c.id, users.c.role).where(users.c.public_id == public_id)
+            ).first()
+            if found is None:
+                return False
+            if found.role == Role.ADMIN.label:
+                _refuse_last_admin(conn, found.id)
+            return conn.execute(users.delete().where(users.c.id == found.id)).rowcount > 0
 
         return await self.db.write(run)
 
