@@ -511,3 +511,33 @@ def test_the_first_minute_webmacs_simulate_feeds_the_page(
         out, err = sim.communicate(timeout=30)
     assert sim.returncode == 0, err
     assert out.strip().splitlines()[-1].startswith("total: sent ")
+
+
+def test_a_viewer_watches_but_is_offered_no_controls(
+    browser: Any, live_server: LiveServer  # noqa: F811
+) -> None:
+    base = live_server.base_url
+    http, headers, _ = admin_client(base)
+    pump = new_event(http, headers, "actuator", 0, 1, "on")
+    valve = new_event(http, headers, "range", 0, 50, "%")
+    email, password = f"viewer-{uuid.uuid4().hex[:6]}@lab.example", "viewer-password"
+    created = http.post(f"{API}/users", headers=headers, json={
+        "email": email, "username": email.split("@")[0], "password": password, "role": "viewer"})
+    assert created.status_code == 201, created.text
+    http.close()
+    context, page, errors = open_page(browser)
+    try:
+        page.goto(f"{base}/")
+        form = page.get_by_role("form", name="Log in")
+        form.get_by_label("Email").fill(email)
+        form.get_by_label("Password").fill(password)
+        form.get_by_role("button", name="Log in").click()
+        wait_state(page, "connected")
+        assert "(viewer)" in page.locator("#who").inner_text()
+        assert page.get_by_role("switch", name=f"{pump['name']} set-point").is_disabled()
+        assert page.get_by_label(f"{valve['name']} set-point").is_disabled()
+        start = page.get_by_role("form", name="Start experiment")
+        assert start.get_by_role("button", name="Start").is_disabled()
+        assert errors == []
+    finally:
+        context.close()
