@@ -10,7 +10,8 @@ from webmacs.storage import migrate
 
 def made_before(url: str, revision: str) -> None:
     """Turn a database at head into one from the days when ``revision``'s tables were the newest:
-    later tables and ``alembic_version`` dropped, the rows of the others kept."""
+    later tables and ``alembic_version`` dropped, the rows of the others kept, and ``users`` with
+    the ``admin`` flag it had before roles (``0006_user_roles``)."""
     later = [added for rev, added in migrate.LEGACY_REVISIONS if rev > revision]
     engine = sa.create_engine(url)
     try:
@@ -19,6 +20,9 @@ def made_before(url: str, revision: str) -> None:
                 for table in sorted(tables):
                     conn.execute(sa.text(f"DROP TABLE {table}"))
             conn.execute(sa.text("DROP TABLE alembic_version"))
+            conn.execute(sa.text("ALTER TABLE users ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE"))
+            conn.execute(sa.text("UPDATE users SET admin = (role = 'admin')"))
+            conn.execute(sa.text("ALTER TABLE users DROP COLUMN role"))
     finally:
         engine.dispose()
 

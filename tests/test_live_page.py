@@ -467,3 +467,77 @@ def test_series_buffer_and_reconnect_policy_in_the_browser(
         [0, inf, 0], [10, inf, 0], [20, inf, 0], [100, inf, 0], [130, 1, 10], [160, 1, 20],
         [170, 0, 20], [180, 1, 20], [190, 1, 10], [200, 1, 10], [210, 1, 10], [220, inf, 0],
         [300, 1, 10], [400, 1, 20], [500, 1, 40]]
+
+
+def test_the_first_minute_webmacs_simulate_feeds_the_page(
+    browser: Any, live_server: LiveServer, tmp_path: Path  # noqa: F811
+) -> None:
+    """The README's first minute: a server, ``webmacs simulate`` as typed, the page at ``/``."""
+    import subprocess
+    import sys
+
+    base = live_server.base_url
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "webmacs", "simulate", "--url", base, "--controllers", "2",
+         "--rate", "20", "--duration", "30"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    context, page, errors = open_page(browser)
+    try:
+        http, headers, _ = admin_client(base)
+        for _ in range(150):  # the simulator creates its events first
+            names = {e["name"]: e for e in http.get(f"{API}/events", headers=headers,
+                                                     params={"page_size": 100}).json()["data"]}
+            if "sim2_valve" in names:
+                break
+            page.wait_for_timeout(100)
+        http.close()
+        temperature = names["sim1_temperature"]
+        log_in(page, base)
+        wait_state(page, "connected")
+        box = page.get_by_label("Chart sim1_temperature")
+        if not box.is_checked():
+            box.check()
+        page.wait_for_function("(id) => window.webmacsDebug.chartPoints(id) >= 20",
+                               arg=temperature["public_id"], timeout=WAIT_MS)
+        latest = page.evaluate("(id) => window.webmacsDebug.latest(id).value", temperature["public_id"])
+        assert temperature["min_value"] <= latest <= temperature["max_value"]
+        assert page.get_by_role("switch", name="sim1_valve set-point").count() == 1
+        page.screenshot(path=tmp_path / "first-minute.png", full_page=True)
+        assert errors == []
+    finally:
+        context.close()
+        sim.send_signal(2)  # Ctrl-C: the summary, exit 0
+        out, err = sim.communicate(timeout=30)
+    assert sim.returncode == 0, err
+    assert out.strip().splitlines()[-1].startswith("total: sent ")
+
+
+def test_a_viewer_watches_but_is_offered_no_controls(
+    browser: Any, live_server: LiveServer  # noqa: F811
+) -> None:
+    base = live_server.base_url
+    http, headers, _ = admin_client(base)
+    pump = new_event(http, headers, "actuator", 0, 1, "on")
+    valve = new_event(http, headers, "range", 0, 50, "%")
+    email, password = f"viewer-{uuid.uuid4().hex[:6]}@lab.example", "viewer-password"
+    created = http.post(f"{API}/users", headers=headers, json={
+        "email": email, "username": email.split("@")[0], "password": password, "role": "viewer"})
+    assert created.status_code == 201, created.text
+    http.close()
+    context, page, errors = open_page(browser)
+    try:
+        page.goto(f"{base}/")
+        form = page.get_by_role("form", name="Log in")
+        form.get_by_label("Email").fill(email)
+        form.get_by_label("Password").fill(password)
+        form.get_by_role("button", name="Log in").click()
+        wait_state(page, "connected")
+        assert "(viewer)" in page.locator("#who").inner_text()
+        assert page.get_by_role("switch", name=f"{pump['name']} set-point").is_disabled()
+        assert page.get_by_label(f"{valve['name']} set-point").is_disabled()
+        start = page.get_by_role("form", name="Start experiment")
+        assert start.get_by_role("button", name="Start").is_disabled()
+        assert errors == []
+    finally:
+        context.close()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import bearer, create_event, create_user
+from conftest import bearer, create_event, create_user, login
 
 from webmacs import __version__
 from webmacs.fieldspec import BodySpec, FieldSpec
@@ -393,6 +393,10 @@ async def test_live_answers_match_the_document(client: Any, admin_headers: dict[
     await call(client, "post", "/api/v1/events", 415, headers={**h, "Content-Type": "text/plain"},
                data="name=e")
     await call(client, "put", "/api/v1/events/{public_id}", 200, headers=h, ids=eid, json={"unit": "K"})
+    await call(client, "post", "/api/v1/users", 201, headers=h, json={
+        "email": "viewer@lab.local", "username": "viewer", "password": "password123", "role": "viewer"})
+    viewer = bearer(await login(client, "viewer@lab.local", "password123"))
+    await call(client, "delete", "/api/v1/events/{public_id}", 403, headers=viewer, ids=eid)
     # experiments
     xp = await call(client, "post", "/api/v1/experiments", 201, headers=h, json={"name": "Run \"A\" €"})
     xid = {"public_id": xp["public_id"]}

@@ -26,13 +26,21 @@ from webmacs.http.datapoints import (
     SERIES_RULES,
     alias_conflict,
 )
-from webmacs.http.guards import ADMIN_REQUIRED, AUTH_REQUIRED, INVALID_TOKEN, REVOKED, USER_NOT_FOUND
+from webmacs.http.guards import (
+    ADMIN_REQUIRED,
+    AUTH_REQUIRED,
+    INVALID_TOKEN,
+    OPERATOR_REQUIRED,
+    REVOKED,
+    USER_NOT_FOUND,
+)
 from webmacs.http.requests import MAX_PAGE, MAX_PAGE_SIZE
 from webmacs.http.tokens import ROLE_ABOVE_OWN, TOKENS_NEED_LOGIN
 from webmacs.login_throttle import TOO_MANY_LOGINS
 from webmacs.readings import EVENT_NOT_FOUND, VALUE_INVALID
 from webmacs.roles import ROLE_LABELS, SCOPES
 from webmacs.storage.records import EVENT_TYPES, LOGGING_TYPES, STATUS_TYPES
+from webmacs.storage.sql.users import LAST_ADMIN
 from webmacs.validation import (
     DECIMAL_PATTERN,
     EMAIL_MAX_LEN,
@@ -66,6 +74,10 @@ Path ids are opaque: an unknown id gives 404, never 422.
 - Errors carry a JSON `detail`: a human-readable string, or for 422 a list of `{loc, msg, type}` items.
 - Authentication: `Authorization: Bearer <access_token>` from `POST /api/v1/auth/login`. \
 Every route needs it except login, `/health`, `/openapi.json` and `/docs`.
+- Roles: `viewer` < `operator` < `admin`. Every role reads (and opens the stream); creating, changing, \
+stopping and deleting events, experiments, datapoints and log entries, and sending telemetry, need \
+`operator` (else 403 `Operator role required.`); users are the admins' (403 `Admin privileges required.`), \
+except one's own profile.
 - Lists are pages `{page, page_size, total, data}` (`page` ≥ 1, `page_size` 1..1000, default 25) \
 with a stable order; `/datapoints/latest` is a bare array.
 
@@ -75,7 +87,8 @@ OpenAPI cannot describe WebSockets, so here they are in words. Both take the tok
 or as an `Authorization: Bearer` header; without either, the `webmacs_session` cookie set by login counts, \
 but only when the upgrade's `Origin` is the server's own or one of `CORS_ORIGINS`. It is checked before the \
 upgrade: a missing, invalid, revoked or orphaned token gets a plain HTTP 401 with a `detail` (the strings of \
-the REST 401), a cookie from a foreign or missing `Origin` a 403 `Origin not allowed.`, an invalid \
+the REST 401), a cookie from a foreign or missing `Origin` a 403 `Origin not allowed.`, a viewer's \
+telemetry upgrade a 403 `Operator role required.`, an invalid \
 `controller_id` a 422; never an accepted-then-closed socket. During shutdown the handshake gets 503 \
 `Server shutting down.`, and beyond the connection caps 503.
 
@@ -284,8 +297,9 @@ def _schemas() -> dict[str, Schema]:
             ("status", "message", "access_token", "public_id", "username")),
         "UserResponse": obj(
             {"public_id": ref("PublicId"), "email": string(), "username": string(),
-             "admin": {"type": "boolean"}, "registered_on": ref("Timestamp")},
-            ("public_id", "email", "username", "admin", "registered_on")),
+             "admin": {"type": "boolean", "description": "v2's flag: true exactly for the role `admin`."},
+             "role": {"type": "string", "enum": list(ROLE_LABELS)}, "registered_on": ref("Timestamp")},
+            ("public_id", "email", "username", "admin", "role", "registered_on")),
         "EventResponse": obj(
             {"public_id": ref("PublicId"), "name": string(), "min_value": {"type": "number"},
              "max_value": {"type": "number"}, "unit": string(), "type": ref("EventType"),
@@ -389,8 +403,9 @@ def _responses() -> dict[str, Schema]:
             "Missing, invalid, expired or revoked token, or its user no longer exists.",
             {"type": "string", "enum": [AUTH_REQUIRED, INVALID_TOKEN, REVOKED, USER_NOT_FOUND]},
             {"WWW-Authenticate": header("Always `Bearer`.", {"type": "string", "const": "Bearer"})}),
-        "Forbidden": detail_error("Authenticated, but an admin is required.",
-                                  {"type": "string", "const": ADMIN_REQUIRED}),
+        "Forbidden": detail_error("Authenticated, but the caller's role is not enough: writes need "
+                                  "`operator`, users `admin`.",
+                                  {"type": "string", "enum": [OPERATOR_REQUIRED, ADMIN_REQUIRED]}),
         "NotFound": detail_error("No object with this id: `<Entity> '<public_id>' not found.`",
                                  string(examples=[f"Event '{EXAMPLE_ID}' not found."])),
         "MethodNotAllowed": detail_error(
@@ -513,13 +528,19 @@ def words(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
 
 
+WRITE_ERRORS = "403"  # a viewer writing
+
+
 def crud(base: str, tag: str, entity: str, plural: str, *, errors: str = "", conflict: bool = False,
-         created_label: str | None = None, notes: dict[str, str] | None = None) -> dict[str, Schema]:
+         created_label: str | None = None, notes: dict[str, str] | None = None,
+         writes: str = WRITE_ERRORS) -> dict[str, Schema]:
     """List, create, get, update and delete of one collection (users, events, experiments, logging).
 
-    ``entity`` names the schemas (``<entity>Create`` …) and the messages; ``errors`` apply to all five."""
+    ``entity`` names the schemas (``<entity>Create`` …) and the messages; ``errors`` apply to all five,
+    ``writes`` to create, update and delete."""
     notes = notes or {}
     noun, dup = words(entity), " 409" if conflict else ""
+    write = f"{errors} {writes}"
     return {
         base: {
             "get": op(f"list{plural}", tag, f"List {words(plural)}",
@@ -527,17 +548,17 @@ def crud(base: str, tag: str, entity: str, plural: str, *, errors: str = "", con
                       description=notes.get("list", "")),
             "post": op(f"create{entity}", tag, f"Create {noun}",
                        written(f"{created_label or entity} successfully created.", created=True),
-                       errors=errors + dup, body=f"{entity}Create", description=notes.get("create", "")),
+                       errors=write + dup, body=f"{entity}Create", description=notes.get("create", "")),
         },
         f"{base}/{{public_id}}": {
             "get": op(f"get{entity}", tag, f"Get {noun}",
                       {"200": json_ok(f"The {noun}.", ref(f"{entity}Response"))},
                       errors=errors + " 404", params=ID, description=notes.get("get", "")),
             "put": op(f"update{entity}", tag, f"Update {noun}", written(f"{entity} successfully updated."),
-                      errors=errors + " 404" + dup, params=ID, body=f"{entity}Update",
+                      errors=write + " 404" + dup, params=ID, body=f"{entity}Update",
                       description=notes.get("update", "")),
             "delete": op(f"delete{entity}", tag, f"Delete {noun}", written(f"{entity} successfully deleted."),
-                         errors=errors + " 404", params=ID, description=notes.get("delete", "")),
+                         errors=write + " 404", params=ID, description=notes.get("delete", "")),
         },
     }
 
@@ -591,7 +612,7 @@ def _experiment_paths() -> dict[str, Schema]:
                    "filename*=UTF-8''experiment_Run_42_3f2a9c1d.csv")
     paths[f"{item}/stop"] = {"put": op(
         "stopExperiment", "experiments", "Stop experiment", written("Experiment successfully stopped."),
-        errors="404", params=ID,
+        errors="403 404", params=ID,
         description="Idempotent: later calls answer 200 and keep the first `stopped_on`. "
                     "Any body is ignored.")}
     paths[f"{item}/export/csv"] = {"get": op(
@@ -621,7 +642,7 @@ def _datapoint_paths() -> dict[str, Schema]:
     def batch(op_id: str, deprecated: bool) -> Schema:
         prefix = "Alias of `POST /api/v1/datapoints/batch`. " if deprecated else ""
         return op(op_id, "datapoints", "Create many datapoints", batch_responses, body="DatapointBatch",
-                  description=prefix + batch_note, deprecated=deprecated)
+                  errors=WRITE_ERRORS, description=prefix + batch_note, deprecated=deprecated)
 
     return {
         base: {
@@ -635,7 +656,7 @@ def _datapoint_paths() -> dict[str, Schema]:
             "post": op("createDatapoint", "datapoints", "Create datapoint",
                        written("Datapoint successfully created.", created=True) | {"404": detail_error(
                            "Unknown `event_public_id`.", {"type": "string", "const": "Event not found."})},
-                       body="DatapointCreate",
+                       body="DatapointCreate", errors=WRITE_ERRORS,
                        description="Stamped with the experiment running at its `timestamp`."),
         },
         f"{base}/batch": {"post": batch("createDatapoints", deprecated=False)},
@@ -657,7 +678,7 @@ def _datapoint_paths() -> dict[str, Schema]:
                       {"200": json_ok("The datapoint.", ref("DatapointResponse"))}, errors="404", params=ID,
                       description="`latest`, `batch`, `bulk` and `series` are reserved, never ids."),
             "delete": op("deleteDatapoint", "datapoints", "Delete datapoint",
-                         written("Datapoint successfully deleted."), errors="404", params=ID),
+                         written("Datapoint successfully deleted."), errors="403 404", params=ID),
         },
     }
 
@@ -725,14 +746,15 @@ def openapi_document(version: str) -> dict[str, Any]:
                    notes={"list": "Newest first (`created_on` descending)."})
     paths: dict[str, Schema] = {
         **_auth_paths(),
-        **crud(f"{API}/users", "users", "User", "Users", errors="403", conflict=True, notes={
+        **crud(f"{API}/users", "users", "User", "Users", errors="403", conflict=True, writes="409", notes={
             "list": "Admins only.", "create": "Admins only. 409 `User already exists.` for a taken email "
                                               "or username.",
             "get": "Admins, or the user themself (403 otherwise, checked before existence).",
             "update": "Admins, or the user themself. 409 `User already exists.` for a taken email or "
-                      "username. A password change revokes the user's earlier tokens.",
+                      f"username; 409 `{LAST_ADMIN}` A password change revokes the user's earlier "
+                      "tokens.",
             "delete": "Admins only. The user's events, experiments and log entries are kept, with "
-                      "`user_public_id` set to null."}),
+                      f"`user_public_id` set to null. 409 `{LAST_ADMIN}`"}),
         **crud(f"{API}/events", "events", "Event", "Events", conflict=True, notes={
             "create": "409 `Event already exists.` for a duplicate name.",
             "delete": "Also deletes all its datapoints."}),

@@ -110,9 +110,19 @@ $("logout").addEventListener("click", async () => {
   endSession("Logged out.");
 });
 
+// Viewers read and watch; set-points and experiments need the operator role (the server
+// refuses them anyway: this only keeps the page from offering what would fail).
+let canWrite = true;
+
+function applyRole(role) {
+  canWrite = role !== "viewer";
+  for (const control of $("experiment-form").elements) control.disabled = !canWrite;
+}
+
 async function startSession() {
   const me = await api.send("GET", "/auth/me");
-  $("who").textContent = me.username;
+  $("who").textContent = me.role ? `${me.username} (${me.role})` : me.username;
+  applyRole(me.role);
   $("login-view").hidden = true;
   $("live-view").hidden = false;
   $("logout").hidden = false;
@@ -282,6 +292,17 @@ function post(event, value) {
 }
 
 function makeControl(tile, event) {
+  const control = makeInput(tile, event);
+  if (control && !canWrite) {
+    for (const input of control.matches("input, button") ? [control] : control.querySelectorAll("input")) {
+      input.disabled = true;
+      input.title = "Viewers cannot change set-points.";
+    }
+  }
+  return control;
+}
+
+function makeInput(tile, event) {
   if (event.type === "actuator") {
     const input = el("input", { type: "checkbox", role: "switch" });
     input.addEventListener("change", async () => {
@@ -289,7 +310,7 @@ function makeControl(tile, event) {
       input.disabled = true;
       const ok = await post(event, input.checked ? 1 : 0);
       if (ok === undefined) input.checked = !input.checked;
-      input.disabled = false;
+      input.disabled = !canWrite;
     });
     tile.control = input;
     return el("label", { className: "switch" }, input, el("span", { className: "track" }), "on/off");
@@ -363,7 +384,7 @@ async function loadExperiments() {
 function experimentRow(x) {
   const running = x.stopped_on === null;
   const actions = el("div", { className: "actions" });
-  if (running) {
+  if (running && canWrite) {
     const stop = el("button", { type: "button", "aria-label": `Stop ${x.name}` }, "Stop");
     stop.addEventListener("click", async () => {
       stop.disabled = true;
