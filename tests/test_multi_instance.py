@@ -58,8 +58,8 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Instances,
 def test_simultaneous_first_starts_seed_exactly_one_admin(three: tuple[Instances, str]) -> None:
     _, url = three
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT email, admin FROM users").fetchall()
-    assert rows == [(ADMIN_EMAIL, True)]
+        rows = conn.execute("SELECT email, role FROM users").fetchall()
+    assert rows == [(ADMIN_EMAIL, "admin")]
 
 
 async def _login(http: httpx.AsyncClient) -> str:
