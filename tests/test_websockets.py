@@ -37,9 +37,10 @@ DP = "/api/v1/datapoints"
 MiB = 1024 * 1024
 CONNECTED = {"type": "connected", "message": "Subscribed to live datapoint stream."}
 UNKNOWN = "3f2a9c1d-5b7e-4c1a-9d2e-8a6b4c0f1e23"  # a well-formed UUID4 that is never issued
-# Most tests use a short heartbeat: Hypercorn's ping task of a closed WebSocket lingers for up to
-# one interval and the server's stop waits for it (see test_stop_is_prompt_after_a_websocket).
-FAST_HEARTBEAT = "0.5"
+# Tests that are not about heartbeats get a 10 s one (20 s of silence before a 1011). Client and
+# server share one loop here, and on a busy CI host a 0.5 s heartbeat closed sockets in the middle
+# of large frames and floods. Heartbeat tests set their own interval.
+TEST_HEARTBEAT = "10"
 
 
 # ---------------------------------------------------------------- the server under test
@@ -139,7 +140,7 @@ async def running_server(
     database_url: str, tmp_path: Path, *, access_log: bool = False, **env: str
 ) -> AsyncIterator[Server]:
     """The real server on an ephemeral port; stopped (and checked to stop) on exit."""
-    env = {"PORT": "0", "HOST": "127.0.0.1", "WS_HEARTBEAT_INTERVAL": FAST_HEARTBEAT, **env}
+    env = {"PORT": "0", "HOST": "127.0.0.1", "WS_HEARTBEAT_INTERVAL": TEST_HEARTBEAT, **env}
     settings = make_settings(database_url, tmp_path, **env)
     shutdown = trio.Event()
     stopped = trio.Event()
@@ -537,9 +538,7 @@ async def test_bad_frames_get_error_frames_and_the_connection_stays_open(
 async def test_frame_limits_batch_too_large_error_and_1009_over_two_mib(
     database_url: str, tmp_path: Path
 ) -> None:
-    # Not a heartbeat test: with the 0.5 s test heartbeat, a busy CI host that takes over a
-    # second on the 10,000-reading frame (client and server share this loop) closed it 1011.
-    async with running_server(database_url, tmp_path, WS_HEARTBEAT_INTERVAL="10") as server:
+    async with running_server(database_url, tmp_path) as server:
         event = await server.event()
         limit = server.settings.max_batch
         assert limit == 10_000
@@ -1048,7 +1047,7 @@ async def test_small_messages_take_the_direct_path_and_stay_in_order(
         return sent
 
     monkeypatch.setattr(ws_activity.DirectSender, "send", counting)
-    async with running_server(database_url, tmp_path, WS_HEARTBEAT_INTERVAL="0.2") as server, \
+    async with running_server(database_url, tmp_path, WS_HEARTBEAT_INTERVAL="1.0") as server, \
             trio.open_nursery() as nursery, AsyncExitStack() as stack:
         event = await server.event()
         reader = StreamReader(await server.subscribe(stack))
@@ -1060,7 +1059,9 @@ async def test_small_messages_take_the_direct_path_and_stay_in_order(
             sent += values
             await ws.send_message(frame(readings(event, values), seq))
             assert (await recv_json(ws))["seq"] == seq  # acks: small, direct
-            await trio.sleep(0.25)  # let pings interleave (a 0.05 s heartbeat closed a busy run 1011)
+            # Let Hypercorn's pings interleave (a 1 s heartbeat over ~2.4 s). Shorter heartbeats
+            # closed busy CI runs 1011: client and server share this loop.
+            await trio.sleep(0.4)
         rows = await reader.wait_for(len(sent), timeout=10)
         assert [r["value"] for r in rows] == sent
         assert direct.count(True) >= 6  # at least the acks (the lock may be busy with a ping)
