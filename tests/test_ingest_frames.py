@@ -60,6 +60,29 @@ def stored(outcomes: Sequence[StoreOutcome]) -> list[DatapointRecord]:
     return [o for o in outcomes if isinstance(o, DatapointRecord)]
 
 
+async def test_clearing_the_event_id_cache_mid_transaction_rejects_no_reading(
+    services: Services,
+) -> None:
+    """The Trio thread clears the write path's event-id cache (another instance deleted an
+    event; the bus reconnected) while a batch's transaction runs in a worker thread. The batch
+    still stores the readings of live events (a NATS restart once had one rejected as "Event
+    not found" when the clear fell between the cache lookup and the insert)."""
+    event = await new_event(services)
+    repo = services.repos.datapoints
+    await repo.store(rows(event, [1.0]), [(tag(1), 1)])  # the event's id is cached now
+    engine = services.db.engine
+
+    def clear_the_cache(*_: Any) -> None:  # at every statement of the transaction
+        repo.forget_event()
+
+    sa.event.listen(engine, "before_cursor_execute", clear_the_cache)
+    try:
+        out = await repo.store(rows(event, [2.0], second=1), [(tag(2), 1)])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", clear_the_cache)
+    assert [o.value for o in stored(out)] == [2.0]
+
+
 async def test_a_repeated_id_in_one_batch_is_stored_once(services: Services, settings: Settings) -> None:
     event = await new_event(services)
     first, again, plain = rows(event, [1.0, 2.0]), rows(event, [1.0, 2.0]), rows(event, [9.0])

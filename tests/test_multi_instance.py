@@ -284,6 +284,7 @@ async def test_a_nats_restart_mid_run_keeps_acks_and_never_leaves_a_silent_gap(
                             while len(acked) < total:
                                 ack = orjson.loads(await ctl.get_message())
                                 assert ack["type"] == "ack", ack
+                                assert (ack["accepted"], ack["rejected"]) == (1, []), ack
                                 acked.append(ack["seq"])
 
                     async with trio.open_nursery() as nursery:

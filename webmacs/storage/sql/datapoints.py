@@ -253,19 +253,26 @@ def _store(
     """``known`` caches event ids across batches (saving a query per batch); an id that went
     stale (event deleted) makes the insert violate its foreign key, and the re-run with
     ``recheck`` resolves everything afresh. ``restamp`` (PostgreSQL, instances sharing the
-    database): each row's experiment is what the experiments table says at commit."""
+    database): each row's experiment is what the experiments table says at commit.
+
+    This runs in a worker thread while the Trio thread may clear ``known`` (another instance
+    deleted an event, the bus reconnected): the batch works on its own copy of the ids it
+    needs, taken once with one atomic ``get`` each, so a clear mid-transaction cannot turn a
+    live event into "not found"."""
     stamper = committed_stamper(conn, [ts for _, ts, _ in items]) if restamp else None
     if recheck:
         known.clear()
     # Each distinct id is looked at once (a batch mostly repeats a few events).
-    unknown = {r.event_public_id for r, _, _ in items} - known.keys()
-    missing = {event_id for event_id in unknown if is_public_id(event_id)}
+    wanted = {r.event_public_id for r, _, _ in items}
+    cached = {event_id: known.get(event_id) for event_id in wanted}
+    event_ids = {event_id: row_id for event_id, row_id in cached.items() if row_id is not None}
+    missing = {e for e in wanted - event_ids.keys() if is_public_id(e)}
     if missing:
-        found = conn.execute(
+        found = {str(pid): int(eid) for pid, eid in conn.execute(
             sa.select(events.c.public_id, events.c.id).where(events.c.public_id.in_(missing))
-        )
-        known.update({str(pid): int(eid) for pid, eid in found})
-    event_ids = known
+        )}
+        event_ids.update(found)
+        known.update(found)
     live_experiments: set[int] | None = None
     if recheck and stamper is None:
         exp_ids = {exp[0] for _, _, exp in items if exp is not None}
