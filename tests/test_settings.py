@@ -251,6 +251,8 @@ def test_explicit_key_writes_no_secret_file(tmp_path: Path) -> None:
         ("HTTP_KEEP_ALIVE_TIMEOUT", "0"),
         ("HTTP_HEADER_TIMEOUT", "soon"),
         ("HTTP_BODY_TIMEOUT", "-1"),
+        ("SHUTDOWN_GRACE_SECONDS", "-1"),
+        ("SHUTDOWN_GRACE_SECONDS", "601"),
         ("MAX_CONNECTIONS", "0"),
         ("MAX_CONNECTIONS_PER_ADDRESS", "many"),
     ],
@@ -389,6 +391,7 @@ def test_a_bad_cidr_stops_startup_with_one_line(tmp_path: Path) -> None:
 def test_connection_limit_defaults(tmp_path: Path) -> None:
     s = load(tmp_path)
     assert (s.http_keep_alive_timeout, s.http_header_timeout, s.http_body_timeout) == (10, 10, 30)
+    assert s.shutdown_grace_seconds == 3
     # loadgen runs ~500 subscribers plus REST clients from one address: all admitted.
     assert s.max_connections_per_address == 1024
     assert s.max_connections == 4096
@@ -396,8 +399,10 @@ def test_connection_limit_defaults(tmp_path: Path) -> None:
 
 def test_connection_limits_are_read(tmp_path: Path) -> None:
     s = load(tmp_path, HTTP_KEEP_ALIVE_TIMEOUT="2.5", HTTP_HEADER_TIMEOUT="3",
-             HTTP_BODY_TIMEOUT="60", MAX_CONNECTIONS="100", MAX_CONNECTIONS_PER_ADDRESS="7")
+             HTTP_BODY_TIMEOUT="60", MAX_CONNECTIONS="100", MAX_CONNECTIONS_PER_ADDRESS="7",
+             SHUTDOWN_GRACE_SECONDS="30")
     assert (s.http_keep_alive_timeout, s.http_header_timeout, s.http_body_timeout) == (2.5, 3, 60)
+    assert s.shutdown_grace_seconds == 30
     assert (s.max_connections, s.max_connections_per_address) == (100, 7)
 
 

@@ -32,10 +32,6 @@ from webmacs.settings import Settings, startup_warnings
 log = logging.getLogger("webmacs")
 
 _TOKEN_IN_QUERY = re.compile(r"(?i)((?:^|[?&])token=)[^&\s]*")
-# After the tree has closed every WebSocket (1001) and flushed, in-flight HTTP requests get
-# this long. (Longer only delays exit: Hypercorn keeps a closed WebSocket's ping task until
-# its next tick.)
-GRACEFUL_TIMEOUT_S = 3.0
 TCP_USER_TIMEOUT_MS = 10_000  # the stream's stuck timeout (§5.3)
 ACCESS_LOG_FORMAT = '%(h)s "%(R)s" %(s)s %(b)s %(L)ss'
 
@@ -109,7 +105,9 @@ def hypercorn_config(settings: Settings, access_log: bool, reuse_port: bool = Fa
     config.accesslog = logging.getLogger("webmacs.access") if access_log else None
     config.access_log_format = ACCESS_LOG_FORMAT
     config.errorlog = logging.getLogger("webmacs.http")
-    config.graceful_timeout = GRACEFUL_TIMEOUT_S
+    # After the tree has closed every WebSocket (1001) and flushed, in-flight HTTP requests get
+    # this long; idle connections are closed at once (tcp_guard).
+    config.graceful_timeout = settings.shutdown_grace_seconds
     config.websocket_max_message_size = 2 * 1024 * 1024  # larger frames: close 1009 (§5.2)
     config.websocket_ping_interval = settings.ws_heartbeat_interval
     # No connection is held for ever: idle, slow-head and stalled-body limits, and caps

@@ -68,6 +68,7 @@ class Settings:
     http_keep_alive_timeout: float = 10.0
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
+    shutdown_grace_seconds: float = 3.0  # in-flight HTTP requests at a stop
     max_connections_per_address: int = 1024
     max_connections: int = 4096
     bus_url: str | None = None  # None: the in-process bus (one instance)
@@ -392,6 +393,7 @@ def load_settings(
         session_cookie_secure=_auto_bool(env, "SESSION_COOKIE_SECURE"),
         ws_anonymous_telemetry_networks=_networks(env, "WS_ANONYMOUS_TELEMETRY_NETWORKS"),
         http_keep_alive_timeout=_float(env, "HTTP_KEEP_ALIVE_TIMEOUT", 10.0, 0.1, 3600.0),
+        shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 3.0, 0.0, 600.0),
         http_header_timeout=_float(env, "HTTP_HEADER_TIMEOUT", 10.0, 0.1, 3600.0),
         http_body_timeout=_float(env, "HTTP_BODY_TIMEOUT", 30.0, 0.1, 3600.0),
         max_connections_per_address=per_address,
