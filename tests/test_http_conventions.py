@@ -617,6 +617,8 @@ async def test_actual_request_from_allowed_origin(client: Any, admin_headers: di
     assert resp.status_code == 200
     assert resp.headers.get("Access-Control-Allow-Origin") == ALLOWED_ORIGIN
     assert resp.headers.get("Access-Control-Allow-Credentials") == "true"
+    exposed = {h.strip().lower() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
+    assert exposed == {"content-disposition", "retry-after", "x-request-id"}
 
 
 async def test_error_response_carries_cors_headers(client: Any) -> None:

@@ -25,6 +25,9 @@ from webmacs.http.ws_connection import DrainingWebsocketConnection
 from webmacs.services import Services
 
 CORS_MAX_AGE = "600"
+# What a browser script may read of a cross-origin response: the CSV download's file name, the
+# login throttle's wait, and the request id to quote in a problem report.
+EXPOSED_HEADERS = "Content-Disposition, Retry-After, X-Request-ID"
 
 
 def create_app(svc: Services, tree: ActorTree) -> QuartTrio:
@@ -84,6 +87,6 @@ def install_cors(app: QuartTrio, origins: frozenset[str]) -> None:
             assert origin is not None
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Access-Control-Expose-Headers"] = "Content-Disposition, Retry-After"
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
             response.headers.add("Vary", "Origin")
         return response
