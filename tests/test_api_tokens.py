@@ -291,6 +291,77 @@ async def test_a_demotion_made_elsewhere_closes_within_a_second(
         assert await _closed_within(ws, CLOSE_BOUND_S) == 1008
 
 
+async def _closed_for(ws: Any, bound: float) -> tuple[int, str]:
+    """The close code and reason, within ``bound`` (plus slack for a busy machine)."""
+    start = time.monotonic()
+    with trio.fail_after(5):
+        try:
+            while True:
+                await ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            assert time.monotonic() - start < bound + 0.5, time.monotonic() - start
+            return exc.reason.code, exc.reason.reason
+
+
+async def test_login_token_sockets_close_when_the_login_stops_qualifying_elsewhere(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Sockets opened with a login token, and changes this server did not make (another instance,
+    the CLI: here straight in the database): the user deleted or demoted below what the socket
+    needs, the token logged out, the password changed. Each closes with 1008 and its reason
+    within a second; the sockets of other logins stay open."""
+    async with running_server(database_url, tmp_path) as server, AsyncExitStack() as stack:
+        logins: dict[str, tuple[str, Any]] = {}
+        for name in ("gone", "demoted", "out", "password", "kept"):
+            resp = await server.http.post("/api/v1/users", headers=server.headers, json={
+                "email": f"{name}@lab.local", "username": name, "password": "password123",
+                "role": "operator"})
+            assert resp.status_code == 201, resp.text
+            token = await server.login(f"{name}@lab.local", "password123")
+            ws = await stack.enter_async_context(server.ws(TELEMETRY, token))
+            await ws.send_message('{"seq": 1, "datapoints": []}')
+            assert (await recv_json(ws))["type"] == "ack"
+            logins[name] = (token, ws)
+        kept_stream = await stack.enter_async_context(server.ws(STREAM, logins["demoted"][0]))
+        assert await recv_json(kept_stream) == CONNECTED
+        from webmacs.storage.tables import users
+
+        by_name = users.c.username
+        for change in (users.delete().where(by_name == "gone"),
+                       users.update().where(by_name == "demoted").values(role="viewer"),
+                       users.update().where(by_name == "password").values(
+                           tokens_valid_after=datetime.now(UTC))):
+            server.running.services.db.write_sync(lambda c, change=change: c.execute(change))
+        claims = server.running.services.tokens.decode(logins["out"][0])
+        assert claims is not None
+        await server.running.services.repos.tokens.revoke(claims.jti, claims.expires_at)
+        expected = {"gone": "User not found.", "demoted": "Role no longer allows this connection.",
+                    "out": "Token has been revoked.", "password": "Token has been revoked."}
+        for name, reason in expected.items():
+            assert await _closed_for(logins[name][1], CLOSE_BOUND_S) == (1008, reason), name
+        # A viewer may still watch: the demoted user's stream stays, and so does the other login.
+        await kept_stream.send_message('{"type": "ping"}')
+        assert await recv_json(kept_stream) == {"type": "pong"}
+        await logins["kept"][1].send_message('{"seq": 2, "datapoints": []}')
+        assert (await recv_json(logins["kept"][1]))["type"] == "ack"
+
+
+async def test_logging_out_closes_the_sockets_of_that_login_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running_server(database_url, tmp_path) as server, AsyncExitStack() as stack:
+        token = await server.login()
+        stream = await stack.enter_async_context(server.ws(STREAM, token))
+        assert await recv_json(stream) == CONNECTED
+        other = await stack.enter_async_context(server.ws(STREAM, server.token))  # another login
+        assert await recv_json(other) == CONNECTED
+        resp = await server.http.post("/api/v1/auth/logout", headers=bearer(token))
+        assert resp.status_code == 200
+        assert await _closed_for(stream, 0.2) == (1008, "Token has been revoked.")
+        await other.send_message('{"type": "ping"}')
+        assert await recv_json(other) == {"type": "pong"}
+
+
 async def test_the_simulator_runs_on_a_telemetry_token_and_stops_when_it_is_revoked(
     live_server: Any, database_url: str
 ) -> None:

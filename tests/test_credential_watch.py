@@ -22,14 +22,16 @@ from webmacs.actors.credential_watch import (
 )
 from webmacs.api_tokens import UsageBatch, hash_secret, is_api_token, new_secret, scope_allows
 from webmacs.roles import Role
-from webmacs.storage.records import OpenSocketCredential
+from webmacs.storage.records import LoginState, OpenSocketCredential
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 
-def socket(closed: list[tuple[str, str]], name: str, owner: str = "u1", token: str | None = "t1",
-           role: Role = Role.ADMIN, needs: Role = Role.OPERATOR) -> OpenSocket:
-    return OpenSocket(owner, token, role, needs, lambda why: closed.append((name, why)))
+def add(reg: SocketRegistry, closed: list[tuple[str, str]], name: str, owner: str = "u1",
+        token: str | None = "t1", role: Role = Role.ADMIN, needs: Role = Role.OPERATOR,
+        jti: str | None = None, issued_at: datetime | None = None) -> None:
+    reg.add(OpenSocket(owner, token, role, needs, jti, issued_at),
+            lambda why: closed.append((name, why)))
 
 
 def cred(token: str = "t1", role: str = "admin", owner: str = "admin",
@@ -52,9 +54,9 @@ def test_secrets_and_scopes() -> None:
 def test_registry_closes_by_token_owner_and_role() -> None:
     closed: list[tuple[str, str]] = []
     reg = SocketRegistry()
-    reg.add(socket(closed, "a"))
-    reg.add(socket(closed, "b", token="t2"))
-    reg.add(socket(closed, "stream", token=None, needs=Role.VIEWER))
+    add(reg, closed, "a")
+    add(reg, closed, "b", token="t2")
+    add(reg, closed, "stream", token=None, needs=Role.VIEWER)
     assert reg.api_tokens() == {"t1", "t2"}
     assert reg.token_revoked("t1") == 1 and closed == [("a", TOKEN_REVOKED)]
     assert reg.user_role_is("u1", Role.VIEWER) == 1 and closed[-1] == ("b", ROLE_TOO_LOW)
@@ -66,7 +68,7 @@ def test_judge_closes_what_no_longer_qualifies() -> None:
     closed: list[tuple[str, str]] = []
     reg = SocketRegistry()
     for name in ("gone", "expired", "demoted", "viewer", "weak", "fine"):
-        reg.add(socket(closed, name, token=name))
+        add(reg, closed, name, token=name)
     found = {
         "expired": cred("expired", expires=NOW),
         "demoted": cred("demoted", owner="operator"),  # still enough for telemetry
@@ -74,13 +76,37 @@ def test_judge_closes_what_no_longer_qualifies() -> None:
         "weak": cred("weak", role="viewer"),
         "fine": cred("fine", expires=NOW + timedelta(days=1)),
     }
-    assert reg.judge(found, NOW) == 4
+    add(reg, closed, "opened meanwhile", token="new")  # not asked about: judged next time
+    assert reg.judge({"gone", "expired", "demoted", "viewer", "weak", "fine"}, found, NOW) == 4
     assert sorted(closed) == [("expired", TOKEN_EXPIRED), ("gone", TOKEN_REVOKED), ("viewer", ROLE_TOO_LOW),
                               ("weak", ROLE_TOO_LOW)]
-    assert reg.api_tokens() == {"demoted", "fine"}
+    assert reg.api_tokens() == {"demoted", "fine", "new"}
 
 
-async def test_the_watcher_queries_only_while_token_sockets_are_open(
+def test_judge_logins_closes_deleted_demoted_logged_out_and_password_changed() -> None:
+    closed: list[tuple[str, str]] = []
+    reg = SocketRegistry()
+    before, after = NOW - timedelta(minutes=5), NOW + timedelta(minutes=5)
+    add(reg, closed, "deleted", owner="gone", token=None, jti="j1", issued_at=NOW)
+    add(reg, closed, "demoted", owner="op", token=None, jti="j2", issued_at=NOW)
+    add(reg, closed, "viewer stream", owner="op", token=None, needs=Role.VIEWER, jti="j3",
+        issued_at=NOW)
+    add(reg, closed, "logged out", owner="u1", token=None, jti="out", issued_at=NOW)
+    add(reg, closed, "old password", owner="pw", token=None, jti="j4", issued_at=before)
+    add(reg, closed, "new password", owner="pw", token=None, jti="j5", issued_at=after)
+    add(reg, closed, "api token", owner="gone")  # judged by its token, not here
+    assert reg.logins() == ({"gone", "op", "u1", "pw"}, {"j1", "j2", "j3", "out", "j4", "j5"})
+    state = LoginState({"op": (Role.VIEWER, None), "u1": (Role.ADMIN, None),
+                        "pw": (Role.OPERATOR, NOW)}, frozenset({"out"}))
+    add(reg, closed, "opened meanwhile", owner="new", token=None, jti="j6", issued_at=NOW)
+    assert reg.judge_logins({"gone", "op", "u1", "pw"}, state) == 4
+    assert sorted(closed) == [("deleted", USER_GONE), ("demoted", ROLE_TOO_LOW),
+                              ("logged out", TOKEN_REVOKED), ("old password", TOKEN_REVOKED)]
+    assert reg.logins() == ({"op", "pw", "new"}, {"j3", "j5", "j6"})
+    assert reg.api_tokens() == {"t1"}
+
+
+async def test_the_watcher_queries_only_while_sockets_are_open(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     reg = SocketRegistry()
@@ -91,6 +117,10 @@ async def test_the_watcher_queries_only_while_token_sockets_are_open(
         lookups.append(set(ids))
         return {}
 
+    async def login_lookup(owners: Any, jtis: Any) -> LoginState:
+        lookups.append({*owners, *jtis})
+        return LoginState({}, frozenset())
+
     async def session() -> None:
         await trio.sleep_forever()
 
@@ -98,13 +128,19 @@ async def test_the_watcher_queries_only_while_token_sockets_are_open(
         closed.append(f"{code} {reason}")
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_credential_watcher, reg, lookup, 0.5)
+        nursery.start_soon(run_credential_watcher, reg, lookup, login_lookup, 0.5)
         await trio.sleep(2)
         assert lookups == []  # nothing open, nothing read
         start = trio.current_time()
-        await run_closable(reg, "u1", "t1", Role.ADMIN, Role.OPERATOR, session, close)
+        await run_closable(reg, OpenSocket("u1", "t1", Role.ADMIN, Role.OPERATOR), session, close)
         assert trio.current_time() - start <= 0.5  # closed at the watcher's next look
         assert closed == [f"1008 {TOKEN_REVOKED}"] and lookups == [{"t1"}] and len(reg) == 0
+        # A login-token socket whose user is gone (deleted on another instance, or by the CLI).
+        await run_closable(reg, OpenSocket("u2", None, Role.ADMIN, Role.VIEWER, "j1", NOW),
+                           session, close)
+        assert closed[-1] == f"1008 {USER_GONE}" and lookups[-1] == {"u2", "j1"}
+        await trio.sleep(2)
+        assert len(lookups) == 2  # closed: nothing read any more
         nursery.cancel_scope.cancel()
 
 

@@ -390,11 +390,10 @@ def test_a_revoked_session_goes_back_to_the_login_form(
         log_in(page, base)
         wait_state(page, "connected")
         token = page.evaluate("sessionStorage.getItem('webmacs.token')")
+        # Logged out elsewhere (another tab, an admin's script): the server closes the page's
+        # stream with 1008, and the page goes back to the form by itself, with the reason.
         resp = http.post(f"{API}/auth/logout", headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 200
-        form = page.get_by_role("form", name="Start experiment")
-        form.get_by_label("Name").fill("never")
-        form.get_by_role("button", name="Start").click()
         page.get_by_role("form", name="Log in").wait_for()
         assert "Token has been revoked." in page.locator("#login-error").inner_text()
         assert page.evaluate("window.webmacsDebug.state()") == "offline"
@@ -403,6 +402,27 @@ def test_a_revoked_session_goes_back_to_the_login_form(
     finally:
         context.close()
         http.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_rest_call_refused_with_401_goes_back_to_the_login_form(
+    browser: Any, live_server: LiveServer  # noqa: F811
+) -> None:
+    base = live_server.base_url
+    context, page, _ = open_page(browser)
+    try:
+        log_in(page, base)
+        wait_state(page, "connected")
+        # The stream stays up (its cookie is still good); the next REST call gets a 401.
+        page.evaluate("sessionStorage.setItem('webmacs.token', 'not-a-token')")
+        form = page.get_by_role("form", name="Start experiment")
+        form.get_by_label("Name").fill("never")
+        form.get_by_role("button", name="Start").click()
+        page.get_by_role("form", name="Log in").wait_for()
+        assert "Invalid or expired token." in page.locator("#login-error").inner_text()
+        assert page.evaluate("window.webmacsDebug.state()") == "offline"
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -438,7 +438,7 @@ async def _open_tree(
                                    "expired commands", timedelta(0), command_prune_interval(ttl))
         supervisor.start_permanent("token-usage", run_usage_flusher, svc.token_usage, repos.api_tokens.touch)
         supervisor.start_permanent("token-watcher", run_credential_watcher, tree.sockets,
-                                   repos.api_tokens.credentials)
+                                   repos.api_tokens.credentials, repos.users.login_state)
         try:
             yield tree
         finally:

@@ -9,7 +9,7 @@ from quart import Blueprint, request
 
 from webmacs.http.bodies import LOGIN
 from webmacs.http.client import requester_address
-from webmacs.http.context import services
+from webmacs.http.context import services, tree
 from webmacs.http.errors import ApiError, error_response
 from webmacs.http.guards import AuthFailed, authenticate, bearer_token, check_scope, current_principal
 from webmacs.http.requests import json_body
@@ -93,6 +93,7 @@ async def logout() -> Any:
     claims = svc.tokens.decode(token)
     assert claims is not None
     await svc.repos.tokens.revoke(claims.jti, claims.expires_at)
+    tree().sockets.login_revoked(claims.jti)  # here at once; elsewhere: the credential watcher
     response = success("Successfully logged out.")
     clear_session_cookie(response, _secure())
     return response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import attrs
 from quart import request
 
@@ -33,6 +35,7 @@ class Principal:
     role: Role
     scopes: frozenset[str] = frozenset()
     jti: str | None = None  # a login token's id (what logout revokes)
+    issued_at: datetime | None = None  # a login token's ``iat`` (a password change revokes older)
     api_token: str | None = None  # an API token's public id
 
     def at_least(self, role: Role) -> bool:
@@ -75,7 +78,7 @@ async def authenticate(svc: Services, token: str | None) -> Principal:
     if user is None:
         raise AuthFailed(USER_NOT_FOUND)
     # The role is read from the (briefly cached) user at every request: a change applies at once.
-    return Principal(user, user.role, jti=claims.jti)
+    return Principal(user, user.role, jti=claims.jti, issued_at=claims.issued_at)
 
 
 async def _authenticate_api_token(svc: Services, secret: str) -> Principal:

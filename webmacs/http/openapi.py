@@ -107,7 +107,8 @@ an invalid id is refused before the upgrade with 422.
 Optional filters: `event_public_id` (repeatable) and `experiment_public_id`.
 - The server pings every `WS_HEARTBEAT_INTERVAL` seconds; a peer silent for two intervals is closed (1011). \
 Close codes: 1000 normal end, 1001 shutdown, 1009 frame too big, \
-1008 credential no longer valid (API token revoked or expired, user deleted or demoted), \
+1008 credential no longer valid (token revoked, logged out or expired, password changed, \
+user deleted or demoted), \
 1011 heartbeat timeout or internal error, 1013 stuck subscriber.
 """
 

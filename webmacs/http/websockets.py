@@ -11,7 +11,7 @@ import trio
 from quart import Blueprint, websocket
 
 from webmacs.actors.controller_session import run_controller_session
-from webmacs.actors.credential_watch import run_closable
+from webmacs.actors.credential_watch import OpenSocket, run_closable
 from webmacs.actors.hub import StreamFilter
 from webmacs.actors.messages import Ticket
 from webmacs.actors.ports import Activity, ConnectionClosed
@@ -124,8 +124,9 @@ async def _run_guarded(principal: Principal | None, needs: Role, session: Callab
     port = QuartPort()
 
     async def guarded() -> None:
-        await run_closable(actors.sockets, principal.user.public_id, principal.api_token,
-                           principal.role, needs, session, port.close)
+        credential = OpenSocket(principal.user.public_id, principal.api_token, principal.role,
+                                needs, jti=principal.jti, issued_at=principal.issued_at)
+        await run_closable(actors.sockets, credential, session, port.close)
 
     await actors.run_connection(guarded, kind)
 

@@ -23,6 +23,7 @@ from webmacs.storage.records import (
     EventRecord,
     ExperimentRecord,
     LogEntryRecord,
+    LoginState,
     NewReading,
     OpenSocketCredential,
     Page,
@@ -54,6 +55,7 @@ class UserRepository(Protocol):
     ) -> UserRecord: ...
     async def update(self, public_id: str, changes: UserChanges) -> bool: ...
     async def delete(self, public_id: str) -> bool: ...
+    async def login_state(self, owners: Collection[str], jtis: Collection[str]) -> LoginState: ...
 
 
 class TokenRepository(Protocol):

@@ -165,3 +165,13 @@ class OpenSocketCredential:
     expires_at: datetime | None
     owner_public_id: str
     owner_role: str
+
+
+@attrs.frozen
+class LoginState:
+    """What the credential watcher reads for sockets opened with login tokens: each owner's
+    current role and ``tokens_valid_after`` (a password change; an owner missing here is
+    deleted), and which of the sockets' token ids were revoked (a logout)."""
+
+    owners: dict[str, tuple[Role, datetime | None]]
+    revoked: frozenset[str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from webmacs.roles import Role
 from webmacs.storage.protocols import Conflict
-from webmacs.storage.records import Page, UserChanges, UserRecord
+from webmacs.storage.records import LoginState, Page, UserChanges, UserRecord
 from webmacs.storage.sql.common import SqlRepository, fetch_page
 from webmacs.storage.tables import revoked_tokens, users
 from webmacs.validation import is_public_id, new_public_id, utcnow
@@ -148,6 +149,24 @@ class SqlUserRepository(SqlRepository):
             return conn.execute(users.delete().where(users.c.id == found.id)).rowcount > 0
 
         return await self.db.write(run)
+
+    async def login_state(self, owners: Collection[str], jtis: Collection[str]) -> LoginState:
+        """The owners' roles and password-change times and the revoked ids among ``jtis``, read
+        afresh (never from a cache) in one transaction: the credential watcher's question."""
+        wanted = [o for o in owners if is_public_id(o)]
+        by_owner = sa.select(users.c.public_id, users.c.role, users.c.tokens_valid_after).where(
+            users.c.public_id.in_(wanted))
+        revoked = sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti.in_(list(jtis)))
+
+        def run(conn: Connection) -> LoginState:
+            found = {
+                str(pid): (Role.parse(role) or Role.VIEWER, valid_after)
+                for pid, role, valid_after in (conn.execute(by_owner) if wanted else ())
+            }
+            gone = frozenset(str(j) for j in conn.execute(revoked).scalars()) if jtis else frozenset()
+            return LoginState(found, gone)
+
+        return await self.db.read(run)
 
 
 class SqlTokenRepository(SqlRepository):

@@ -136,6 +136,10 @@ async function startSession() {
     poll: () => api.send("GET", "/datapoints/latest"),
     onReadings: ingest,
     onState: showState,
+    onRefused: (reason) => {
+      api.forget();
+      endSession(`Session ended: ${reason || "access withdrawn."} Log in again.`);
+    },
   });
   stream.start();
   refreshTimer = setInterval(() => { loadExperiments(); }, REFRESH_MS);

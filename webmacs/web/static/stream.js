@@ -7,6 +7,7 @@ export const CONNECTED = "connected";
 export const RECONNECTING = "reconnecting";
 export const POLLING = "polling";
 export const OFFLINE = "offline";
+const POLICY_VIOLATION = 1008; // the server's "this credential no longer qualifies"
 
 export class ReconnectPolicy {
   // baseMs doubles per consecutive failure up to capMs, with "equal jitter" (half fixed, half
@@ -45,10 +46,13 @@ export function streamUrl(location) {
 export class LiveStream {
   // onReadings(datapoints, source): the stream's batches and the polled latest rows (same shape).
   // The socket is authenticated by the HttpOnly session cookie that login set: no token in the
-  // URL, so none in access logs or proxies.
-  constructor({ url, poll, onReadings, onState, onLag = () => {}, policy = new ReconnectPolicy(),
-                pollMs = 1000, pingMs = 20000, silenceMs = 50000 }) {
-    Object.assign(this, { url, poll, onReadings, onState, onLag, policy, pollMs, pingMs, silenceMs });
+  // URL, so none in access logs or proxies. onRefused(reason): the server closed the socket with
+  // 1008 because the login stopped qualifying (logged out, password changed, user deleted or
+  // demoted); the stream has stopped, since reconnecting with the same cookie cannot succeed.
+  constructor({ url, poll, onReadings, onState, onLag = () => {}, onRefused = () => {},
+                policy = new ReconnectPolicy(), pollMs = 1000, pingMs = 20000, silenceMs = 50000 }) {
+    Object.assign(this, { url, poll, onReadings, onState, onLag, onRefused, policy, pollMs, pingMs,
+                          silenceMs });
     this.state = OFFLINE;
     this.ws = null;
     this.retryTimer = null;
@@ -110,7 +114,14 @@ export class LiveStream {
         this.onLag(frame.dropped);
       }
     };
-    ws.onclose = () => this.lost();
+    ws.onclose = (e) => {
+      if (e.code !== POLICY_VIOLATION) {
+        this.lost();
+        return;
+      }
+      this.stop();
+      this.onRefused(e.reason);
+    };
   }
 
   // The server pings too, but a browser cannot see those: our own ping (answered by a pong)
