@@ -33,6 +33,7 @@ from webmacs.frame_ids import (
     frame_tag,
 )
 from webmacs.settings import SettingsError, load_settings
+from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import DatapointRecord, NewReading, Rejection
 from webmacs.validation import utcnow
 
@@ -206,6 +207,25 @@ async def test_pruner_forgets_ids_older_than_the_retention_every_hour(
     assert [t - t0 for t, _ in cutoffs] == [0, 3600, 7200, 10800]
     for _, before in cutoffs:
         assert abs((utcnow() - before) - timedelta(hours=48)) < timedelta(minutes=1)
+
+
+async def test_a_database_outage_skips_a_pruning_round_without_crashing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A crash per round would use up the supervisor's restarts and mark the server unhealthy
+    for good; a round during an outage is skipped instead."""
+    rounds: list[float] = []
+
+    async def prune(before: datetime) -> int:
+        rounds.append(trio.current_time())
+        if len(rounds) == 2:
+            raise DatabaseUnavailable("down")
+        return 0
+
+    t0 = trio.current_time()
+    with trio.move_on_after(2 * 3600 + 1):
+        await run_pruner(prune, "telemetry frame ids", timedelta(hours=48))
+    assert [t - t0 for t in rounds] == [0, 3600, 7200]
 
 
 def test_retention_setting_defaults_to_48_hours_and_never_below_24(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from webmacs.actors.credential_watch import (
 )
 from webmacs.api_tokens import UsageBatch, hash_secret, is_api_token, new_secret, scope_allows
 from webmacs.roles import Role
+from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import LoginState, OpenSocketCredential
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -141,6 +142,60 @@ async def test_the_watcher_queries_only_while_sockets_are_open(
         assert closed[-1] == f"1008 {USER_GONE}" and lookups[-1] == {"u2", "j1"}
         await trio.sleep(2)
         assert len(lookups) == 2  # closed: nothing read any more
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_watcher_rides_out_a_database_outage(autojump_clock: trio.testing.MockClock) -> None:
+    """While the database is unavailable nothing is judged and the watcher does not crash (a
+    crash every 0.5 s would exhaust its supervisor's restarts: /health 503 for good); once the
+    database is back, what no longer qualifies is closed."""
+    reg = SocketRegistry()
+    closed: list[tuple[str, str]] = []
+    add(reg, closed, "ctl", token="t1")
+    add(reg, closed, "page", token=None, jti="j1", issued_at=NOW)
+    down_until = trio.current_time() + 5
+
+    def check() -> None:
+        if trio.current_time() < down_until:
+            raise DatabaseUnavailable("down")
+
+    async def lookup(ids: Any) -> dict[str, OpenSocketCredential]:
+        check()
+        return {}  # the token was revoked meanwhile
+
+    async def login_lookup(owners: Any, jtis: Any) -> LoginState:
+        check()
+        return LoginState({}, frozenset())  # and the user deleted
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_credential_watcher, reg, lookup, login_lookup, 0.5)
+        await trio.sleep(4.9)
+        assert closed == [] and len(reg) == 2
+        await trio.sleep(0.6)
+        assert sorted(closed) == [("ctl", TOKEN_REVOKED), ("page", USER_GONE)]
+        nursery.cancel_scope.cancel()
+
+
+async def test_uses_the_database_missed_are_written_with_the_next_batch(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    batch = UsageBatch()
+    writes: list[dict[str, datetime]] = []
+
+    async def write(used: dict[str, datetime]) -> None:
+        if not writes:
+            writes.append({})  # the first attempt: the database is down
+            raise DatabaseUnavailable("down")
+        writes.append(used)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_usage_flusher, batch, write, 5.0)
+        batch.record("t1", NOW)
+        batch.record("t2", NOW)
+        await trio.sleep(5.5)  # the failed write
+        batch.record("t1", NOW + timedelta(seconds=1))  # newer than the one kept
+        await trio.sleep(5)
+        assert writes == [{}, {"t1": NOW + timedelta(seconds=1), "t2": NOW}]
         nursery.cancel_scope.cancel()
 
 

@@ -95,5 +95,10 @@ class UsageBatch:
         pending, self._pending = self._pending, {}
         return pending
 
+    def restore(self, taken: dict[str, datetime]) -> None:
+        """Put back what could not be written (newer uses recorded meanwhile win)."""
+        for public_id, when in taken.items():
+            self.record(public_id, when)
+
     def __len__(self) -> int:
         return len(self._pending)

@@ -24,6 +24,7 @@ import trio
 
 from webmacs.api_tokens import UsageBatch
 from webmacs.roles import Role
+from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import LoginState, OpenSocketCredential
 from webmacs.validation import utcnow
 
@@ -182,19 +183,32 @@ async def run_credential_watcher(
     interval: float = WATCH_INTERVAL_S,
 ) -> None:
     """Every ``interval``, while sockets are open: a lookup per kind of credential in use (API
-    tokens, login tokens), then close the unfit. Nothing is read while no socket is open."""
+    tokens, login tokens), then close the unfit. Nothing is read while no socket is open. While
+    the database is unavailable nothing is judged (and nothing crashes: a crash per interval
+    would exhaust the supervisor's restarts and mark the server unhealthy for good)."""
+    unavailable = False
     while True:
         await trio.sleep(interval)
-        ids = registry.api_tokens()
-        if ids:
-            closed = registry.judge(ids, await lookup(ids), utcnow())
-            if closed:
-                log.info("closed %d socket(s) whose API token no longer qualifies", closed)
-        owners, jtis = registry.logins()
-        if owners:
-            closed = registry.judge_logins(owners, await login_lookup(owners, jtis))
-            if closed:
-                log.info("closed %d socket(s) whose login no longer qualifies", closed)
+        try:
+            ids = registry.api_tokens()
+            if ids:
+                closed = registry.judge(ids, await lookup(ids), utcnow())
+                if closed:
+                    log.info("closed %d socket(s) whose API token no longer qualifies", closed)
+            owners, jtis = registry.logins()
+            if owners:
+                closed = registry.judge_logins(owners, await login_lookup(owners, jtis))
+                if closed:
+                    log.info("closed %d socket(s) whose login no longer qualifies", closed)
+        except DatabaseUnavailable:
+            if not unavailable:
+                log.warning("database unavailable: open sockets' credentials are checked again "
+                            "once it is back")
+            unavailable = True
+            continue
+        if unavailable:
+            log.info("database back: checking open sockets' credentials again")
+            unavailable = False
 
 
 async def run_usage_flusher(
@@ -202,15 +216,23 @@ async def run_usage_flusher(
     write: Callable[[dict[str, datetime]], Awaitable[None]],
     interval: float = USAGE_FLUSH_INTERVAL_S,
 ) -> None:
-    """Every ``interval``, write the tokens' latest uses (one statement); once more at the end."""
+    """Every ``interval``, write the tokens' latest uses (one statement); once more at the end.
+    What the database was unavailable for is kept and written with the next batch."""
     try:
         while True:
             await trio.sleep(interval)
             pending = batch.take()
             if pending:
-                await write(pending)
+                try:
+                    await write(pending)
+                except DatabaseUnavailable:
+                    batch.restore(pending)
     finally:
         pending = batch.take()
         if pending:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
-                await write(pending)
+                try:
+                    await write(pending)
+                except DatabaseUnavailable:
+                    log.warning("database unavailable: the last uses of %d API token(s) "
+                                "were not recorded", len(pending))

@@ -92,6 +92,7 @@ from webmacs.commands import CommandBook
 from webmacs.frame_ids import FrameTag
 from webmacs.metrics import Metrics
 from webmacs.services import Services
+from webmacs.storage.database import DatabaseUnavailable
 from webmacs.storage.records import DatapointRecord, ExperimentRecord, NewReading
 from webmacs.validation import utcnow
 
@@ -346,11 +347,16 @@ async def run_pruner(
     interval: float = PRUNE_INTERVAL_S,
 ) -> None:
     """Every ``interval``, delete the rows older than ``keep`` with ``prune(cutoff)``: expired
-    token revocations (they fail on ``exp`` first), telemetry frame ids past their retention."""
+    token revocations (they fail on ``exp`` first), telemetry frame ids past their retention.
+    A database outage skips a round (crashing would use up the supervisor's restarts)."""
     while True:
-        removed = await prune(utcnow() - keep)
-        if removed:
-            log.info("pruned %d %s", removed, what)
+        try:
+            removed = await prune(utcnow() - keep)
+        except DatabaseUnavailable:
+            log.warning("database unavailable: %s not pruned this round", what)
+        else:
+            if removed:
+                log.info("pruned %d %s", removed, what)
         await trio.sleep(interval)
 
 
