@@ -21,7 +21,6 @@ from test_websockets import (
     STREAM,
     TELEMETRY,
     Server,
-    closed_with,
     recv_json,
     rejected,
     running_server,
@@ -193,11 +192,20 @@ async def _server_token(server: Server, headers: dict[str, str] | None = None, *
     return data
 
 
-async def _closed_within(ws: Any, bound: float) -> int:
+async def _closed_for(ws: Any, bound: float) -> tuple[int, str]:
+    """The close code and reason, within ``bound`` (plus slack for a busy machine)."""
     start = time.monotonic()
-    code = await closed_with(ws, timeout=5)
-    assert time.monotonic() - start < bound + 0.5, time.monotonic() - start
-    return code
+    with trio.fail_after(5):
+        try:
+            while True:
+                await ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            assert time.monotonic() - start < bound + 0.5, time.monotonic() - start
+            return exc.reason.code, exc.reason.reason
+
+
+async def _closed_within(ws: Any, bound: float) -> int:
+    return (await _closed_for(ws, bound))[0]
 
 
 async def test_websockets_take_the_token_and_close_with_1008_on_revocation(
@@ -289,18 +297,6 @@ async def test_a_demotion_made_elsewhere_closes_within_a_second(
         server.running.services.db.write_sync(
             lambda c: c.execute(sa.text("UPDATE users SET role = 'viewer'")))
         assert await _closed_within(ws, CLOSE_BOUND_S) == 1008
-
-
-async def _closed_for(ws: Any, bound: float) -> tuple[int, str]:
-    """The close code and reason, within ``bound`` (plus slack for a busy machine)."""
-    start = time.monotonic()
-    with trio.fail_after(5):
-        try:
-            while True:
-                await ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            assert time.monotonic() - start < bound + 0.5, time.monotonic() - start
-            return exc.reason.code, exc.reason.reason
 
 
 async def test_login_token_sockets_close_when_the_login_stops_qualifying_elsewhere(
