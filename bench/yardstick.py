@@ -29,6 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOADGEN = ROOT.parent / "shared" / "bench" / "loadgen.py"
 PG = "postgresql://postgres@127.0.0.1:5432"
+# loadgen's default row count reads ``datapoints.event_public_id`` (the reference's schema); ours
+# keys datapoints by ``event_id``. Without this, psql fails, and loadgen falls back to the
+# server's own API total.
+WEBMACS_COUNT_SQL = ("SELECT count(*) FROM datapoints d JOIN events e ON e.id = d.event_id "
+                     "WHERE e.public_id IN ({event_ids})")
 
 
 def _psql(sql: str) -> None:
@@ -91,7 +96,8 @@ def main() -> None:
         out = subprocess.run(
             [args.python, str(LOADGEN), args.scenario, "--base-url", f"http://127.0.0.1:{args.port}",
              "--email", "admin@webmacs.io", "--password", "admin123", "--server-pid", str(proc.pid),
-             "--pg-dsn", f"{PG}/{db}", *rest],
+             "--pg-dsn", f"{PG}/{db}",
+             *(["--pg-count-sql", WEBMACS_COUNT_SQL] if args.server == "webmacs" else []), *rest],
             capture_output=True, text=True, check=False,
         )
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
